@@ -1,0 +1,91 @@
+//! Domain types: values that cannot hold invalid data once constructed.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The stable CXone identifier of a disposition code: the key of the Salesforce mirror.
+///
+/// Labels change; this never does. It is trimmed, non-empty and free of control characters, so
+/// it can travel in a JSON body, a log line and an SQS message attribute unchanged.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DispositionId(String);
+
+impl DispositionId {
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let trimmed = raw.trim();
+        if trimmed.is_empty() {
+            return Err("id is empty".into());
+        }
+        if trimmed.chars().any(char::is_control) {
+            return Err("id contains control characters".into());
+        }
+        Ok(Self(trimmed.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for DispositionId {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
+    }
+}
+
+impl From<DispositionId> for String {
+    fn from(id: DispositionId) -> Self {
+        id.0
+    }
+}
+
+impl fmt::Display for DispositionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One disposition code as CXone describes it, after validation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Disposition {
+    pub id: DispositionId,
+    pub name: String,
+    pub description: Option<String>,
+    pub category: Option<String>,
+    pub is_active: bool,
+    pub last_modified: DateTime<Utc>,
+}
+
+/// A record read from CXone: either a valid disposition or the raw JSON with why it was refused.
+/// Malformed records are dead-lettered, never dropped.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SourceRecord {
+    Valid {
+        disposition: Disposition,
+        raw: serde_json::Value,
+    },
+    Malformed {
+        raw: serde_json::Value,
+        reason: String,
+    },
+}
+
+/// RFC 3339 in UTC with millisecond precision, the one timestamp format the product writes.
+pub fn format_ts(ts: DateTime<Utc>) -> String {
+    ts.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_trimmed_and_never_empty() {
+        assert_eq!(DispositionId::parse("  42 ").unwrap().as_str(), "42");
+        assert!(DispositionId::parse("   ").is_err());
+        assert!(DispositionId::parse("a\u{0}b").is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! The Lambda handler: builds the clients once per cold start and runs what each event asks.
+
+use crate::config::Config;
+use crate::cxone::CxoneClient;
+use crate::dlq::SqsDeadLetterQueue;
+use crate::event::{self, Invocation};
+use crate::salesforce::SalesforceClient;
+use crate::secrets::{SecretError, SecretSource, SecretsManagerSource};
+use crate::sync::{CycleReport, CycleRequest, Engine, Settings, Status};
+use crate::watermark::DynamoDbStateStore;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+use tracing::Instrument;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    #[error(transparent)]
+    Event(#[from] event::EventError),
+    #[error("credentials unavailable: {0}")]
+    Secret(#[from] SecretError),
+    #[error("could not build an HTTP client: {0}")]
+    Http(String),
+}
+
+impl From<HandlerError> for lambda_runtime::Diagnostic {
+    fn from(e: HandlerError) -> Self {
+        let error_type = match e {
+            HandlerError::Event(_) => "InvalidEvent",
+            HandlerError::Secret(_) => "CredentialsUnavailable",
+            HandlerError::Http(_) => "HttpClient",
+        };
+        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+    }
+}
+
+/// The two platform clients, built from the credentials secret.
+struct Platforms {
+    cxone: CxoneClient,
+    salesforce: SalesforceClient,
+}
+
+/// Everything that lives for the whole execution environment (warm invocations reuse it).
+pub struct App {
+    config: Config,
+    settings: Settings,
+    secrets: Box<dyn SecretSource>,
+    state: DynamoDbStateStore,
+    dlq: SqsDeadLetterQueue,
+    http: reqwest::Client,
+    platforms: Mutex<Option<Arc<Platforms>>>,
+}
+
+impl App {
+    /// Builds the AWS clients from the SDK's standard settings (`AWS_REGION`, `AWS_ENDPOINT_URL`).
+    pub async fn new(config: Config) -> Result<Self, HandlerError> {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .operation_timeout(Duration::from_secs(20))
+            .build();
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+        let http = reqwest::Client::builder()
+            .timeout(config.http_timeout)
+            .connect_timeout(Duration::from_secs(5))
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(50)
+            .user_agent(concat!("disposition-sync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| HandlerError::Http(e.to_string()))?;
+        Ok(Self {
+            settings: Settings::from_config(&config),
+            secrets: Box::new(SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&sdk), &config.secret_id)),
+            state: DynamoDbStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.state_table, &config.sync_id),
+            dlq: SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), &config.dlq_url),
+            http,
+            platforms: Mutex::new(None),
+            config,
+        })
+    }
+
+    /// Handles one event. `deadline` is when the invocation must have returned.
+    pub async fn handle(&self, event: Value, request_id: &str, deadline: Option<DateTime<Utc>>) -> Result<Value, HandlerError> {
+        let invocation = event::parse(&event)?;
+        let span = tracing::info_span!("invocation", request_id, sync_id = %self.config.sync_id);
+        async move {
+            match invocation {
+                Invocation::Sync { full } => {
+                    let report = self.sync(CycleRequest { full, deadline }).await?;
+                    let json = serde_json::to_value(&report).expect("a report serializes");
+                    tracing::info!(target: "cycle_report", report = %json, status = ?report.status, "cycle finished");
+                    Ok(json)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn sync(&self, request: CycleRequest) -> Result<CycleReport, HandlerError> {
+        let platforms = self.platforms(false).await?;
+        let report = self.run_cycle(&platforms, request.clone()).await;
+        let auth_failed = report.status == Status::Failed && report.reason.as_deref().is_some_and(|r| r.starts_with("auth_unavailable"));
+        if !auth_failed {
+            return Ok(report);
+        }
+        // The credentials may have been rotated: re-read the secret and try once more.
+        tracing::warn!("authentication failed; re-reading the credentials secret and retrying once");
+        let platforms = self.platforms(true).await?;
+        Ok(self.run_cycle(&platforms, request).await)
+    }
+
+    async fn run_cycle(&self, platforms: &Platforms, request: CycleRequest) -> CycleReport {
+        let engine = Engine {
+            source: &platforms.cxone,
+            sink: &platforms.salesforce,
+            state: &self.state,
+            dlq: &self.dlq,
+            settings: &self.settings,
+        };
+        engine.run(request).instrument(tracing::info_span!("cycle")).await
+    }
+
+    /// The platform clients, reading the secret on first use (once per cold start) or when
+    /// `reload` asks for fresh credentials.
+    async fn platforms(&self, reload: bool) -> Result<Arc<Platforms>, HandlerError> {
+        let mut slot = self.platforms.lock().await;
+        if let Some(p) = slot.as_ref()
+            && !reload
+        {
+            return Ok(p.clone());
+        }
+        let credentials = self.secrets.load().await?;
+        let platforms = Arc::new(Platforms {
+            cxone: CxoneClient::new(&self.config, self.http.clone(), credentials.cxone),
+            salesforce: SalesforceClient::new(&self.config, self.http.clone(), credentials.salesforce),
+        });
+        *slot = Some(platforms.clone());
+        Ok(platforms)
+    }
+}

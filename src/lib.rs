@@ -1,0 +1,34 @@
+//! disposition-sync: keeps a Salesforce custom object (`Disposition__c`) an exact, never-lossy
+//! mirror of the disposition codes of a NICE CXone contact center. One Lambda invocation runs one
+//! sync cycle.
+//!
+//! # Layout
+//! - [`config`]: settings from environment variables, validated once at start.
+//! - [`secrets`]: the credentials secret, with redacted `Debug`.
+//! - [`domain`]: validated domain types (`DispositionId`, `Disposition`).
+//! - [`retry`]: which failures are retried, and the backoff curves.
+//! - [`token`]: OAuth token cache shared by both platform clients.
+//! - [`cxone`]: the CXone client (the source of dispositions).
+//! - [`salesforce`]: the Salesforce client (sObject Collections upsert, query, describe).
+//! - [`mapping`]: CXone disposition → Salesforce record.
+//! - [`watermark`]: the sync's durable state and its DynamoDB store.
+//! - [`dlq`]: dead-lettered records and their SQS queue.
+//! - [`sync`]: the sync engine: plan, fetch, map, upsert, dead-letter, advance.
+//! - [`event`]: what an invocation asks for (scheduled event, manual actions).
+//! - [`telemetry`]: JSON logging setup.
+//! - [`handler`]: wires configuration, clients and the engine into one Lambda handler.
+
+pub mod config;
+pub mod cxone;
+pub mod dlq;
+pub mod domain;
+pub mod event;
+pub mod handler;
+pub mod mapping;
+pub mod retry;
+pub mod salesforce;
+pub mod secrets;
+pub mod sync;
+pub mod telemetry;
+pub mod token;
+pub mod watermark;

@@ -1,0 +1,300 @@
+//! The Salesforce side: where the mirror lives.
+//!
+//! [`RecordSink`] is what the sync engine needs. [`SalesforceClient`] implements it with the
+//! OAuth client-credentials flow against the org's My Domain and sObject Collections upsert by
+//! external ID (`PATCH /composite/sobjects/{object}/{field}`, up to 200 records a call), reading
+//! every per-record result, because HTTP 200 does not mean the records were written.
+
+use crate::config::{Config, check_transport, join};
+use crate::cxone::{describe_transport_error, oauth_error, snippet};
+use crate::dlq::RecordError;
+use crate::retry::{self, Class};
+use crate::secrets::{ClientCredentials, SecretString};
+use crate::token::{AuthError, IssuedToken, TokenCache, TokenFetcher};
+use async_trait::async_trait;
+use reqwest::{Method, StatusCode, Url};
+use serde_json::{Value, json};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The per-record result of an upsert.
+#[derive(Clone, Debug, PartialEq)]
+pub enum UpsertOutcome {
+    Created,
+    Updated,
+    Failed(RecordError),
+}
+
+/// Failures of a whole request (per-record failures are [`UpsertOutcome::Failed`]).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum SalesforceError {
+    #[error("Salesforce authentication failed: {0}")]
+    Auth(#[from] AuthError),
+    #[error("Salesforce rejected the session even after a token refresh")]
+    SessionRejected,
+    #[error("Salesforce API request limit exceeded (REQUEST_LIMIT_EXCEEDED)")]
+    RequestLimit,
+    #[error("Salesforce request failed transiently: {0}")]
+    Transient(String),
+    #[error("Salesforce refused the request: HTTP {status} {code}: {message}")]
+    Rejected { status: u16, code: String, message: String },
+    #[error("Salesforce sent an unreadable response: {0}")]
+    BadResponse(String),
+}
+
+impl SalesforceError {
+    pub fn class(&self) -> Class {
+        match self {
+            SalesforceError::Transient(_) => Class::Transient,
+            _ => Class::Permanent,
+        }
+    }
+}
+
+/// The org's API usage as last reported in `Sforce-Limit-Info`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ApiUsage {
+    pub used: u64,
+    pub max: u64,
+}
+
+impl ApiUsage {
+    /// Parses `api-usage=N/M`, tolerating the `; per-app-api-usage=...` and `; api-bursts=...` suffixes.
+    pub fn parse(header: &str) -> Option<Self> {
+        let part = header.split(';').map(str::trim).find_map(|p| p.strip_prefix("api-usage="))?;
+        let (used, max) = part.split_once('/')?;
+        Some(Self { used: used.trim().parse().ok()?, max: max.trim().parse().ok()? })
+    }
+
+    /// Percentage of the daily allowance used (may exceed 100 with burst allowance).
+    pub fn percent(&self) -> f64 {
+        if self.max == 0 { 100.0 } else { self.used as f64 * 100.0 / self.max as f64 }
+    }
+}
+
+/// Where the engine writes records.
+#[async_trait]
+pub trait RecordSink: Send + Sync {
+    /// Upserts up to 200 records by external ID; one outcome per record, in order.
+    async fn upsert(&self, records: &[Value]) -> Result<Vec<UpsertOutcome>, SalesforceError>;
+    /// HTTP requests sent so far (token requests included).
+    fn requests(&self) -> u64;
+    /// API usage as last seen.
+    fn api_usage(&self) -> Option<ApiUsage>;
+}
+
+pub struct SalesforceClient {
+    http: reqwest::Client,
+    api_version: String,
+    object: String,
+    external_id_field: String,
+    tokens: TokenCache,
+    requests: std::sync::Arc<AtomicU64>,
+    usage: Mutex<Option<ApiUsage>>,
+}
+
+impl SalesforceClient {
+    pub fn new(config: &Config, http: reqwest::Client, credentials: ClientCredentials) -> Self {
+        let requests = std::sync::Arc::new(AtomicU64::new(0));
+        let fetcher = SalesforceTokenFetcher {
+            http: http.clone(),
+            url: join(&config.sf_login_url, "services/oauth2/token"),
+            credentials,
+            ttl: config.sf_token_ttl,
+            requests: requests.clone(),
+        };
+        Self {
+            http,
+            api_version: config.sf_api_version.clone(),
+            object: config.sf_object.clone(),
+            external_id_field: config.sf_external_id_field.clone(),
+            tokens: TokenCache::new(Box::new(fetcher)),
+            requests,
+            usage: Mutex::new(None),
+        }
+    }
+
+    /// Sends one REST call to `{instance_url}/services/data/v{ver}/{path}`, refreshing the token
+    /// and retrying once on 401. Returns the status and the body text.
+    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(StatusCode, String), SalesforceError> {
+        let mut reauthenticated = false;
+        loop {
+            let token = self.tokens.get().await?;
+            let instance = token
+                .issued
+                .instance_url
+                .clone()
+                .ok_or_else(|| SalesforceError::BadResponse("token has no instance_url".into()))?;
+            let url = join(&instance, &format!("services/data/v{}/{}", self.api_version, path));
+            let mut request = self.http.request(method.clone(), url).bearer_auth(token.bearer()).header("accept", "application/json");
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let response = request.send().await.map_err(|e| SalesforceError::Transient(describe_transport_error(&e)))?;
+            if let Some(usage) = response.headers().get("sforce-limit-info").and_then(|v| v.to_str().ok()).and_then(ApiUsage::parse) {
+                *self.usage.lock().unwrap() = Some(usage);
+            }
+            let status = response.status();
+            let text = response.text().await.map_err(|e| SalesforceError::Transient(describe_transport_error(&e)))?;
+            if status == StatusCode::UNAUTHORIZED {
+                if reauthenticated {
+                    return Err(SalesforceError::SessionRejected);
+                }
+                tracing::info!("Salesforce answered 401 INVALID_SESSION_ID; refreshing the token and retrying once");
+                self.tokens.invalidate(&token).await;
+                reauthenticated = true;
+                continue;
+            }
+            if status.is_success() {
+                return Ok((status, text));
+            }
+            let (code, message) = request_error(&text);
+            if status == StatusCode::FORBIDDEN && code == "REQUEST_LIMIT_EXCEEDED" {
+                return Err(SalesforceError::RequestLimit);
+            }
+            if retry::http_status(status.as_u16()) == Class::Transient || retry::salesforce_code(&code) == Class::Transient {
+                return Err(SalesforceError::Transient(format!("HTTP {status} {code}: {message}")));
+            }
+            return Err(SalesforceError::Rejected { status: status.as_u16(), code, message });
+        }
+    }
+}
+
+#[async_trait]
+impl RecordSink for SalesforceClient {
+    async fn upsert(&self, records: &[Value]) -> Result<Vec<UpsertOutcome>, SalesforceError> {
+        let path = format!("composite/sobjects/{}/{}", self.object, self.external_id_field);
+        let body = json!({ "allOrNone": false, "records": records });
+        let (_, text) = self.call(Method::PATCH, &path, Some(&body)).await?;
+        let results: Vec<Value> =
+            serde_json::from_str(&text).map_err(|e| SalesforceError::BadResponse(format!("upsert result is not a JSON array ({e})")))?;
+        if results.len() != records.len() {
+            return Err(SalesforceError::BadResponse(format!("{} results for {} records", results.len(), records.len())));
+        }
+        Ok(results.iter().map(upsert_outcome).collect())
+    }
+
+    fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    fn api_usage(&self) -> Option<ApiUsage> {
+        *self.usage.lock().unwrap()
+    }
+}
+
+/// Reads one entry of a Collections result; `id`/`created` may be missing or null.
+fn upsert_outcome(result: &Value) -> UpsertOutcome {
+    if result.get("success").and_then(Value::as_bool) == Some(true) {
+        return if result.get("created").and_then(Value::as_bool) == Some(true) { UpsertOutcome::Created } else { UpsertOutcome::Updated };
+    }
+    let first = result.get("errors").and_then(Value::as_array).and_then(|e| e.first());
+    let text = |key: &str| first.and_then(|e| e.get(key)).and_then(Value::as_str).map(str::to_owned);
+    UpsertOutcome::Failed(RecordError {
+        code: text("statusCode").or_else(|| text("errorCode")).unwrap_or_else(|| "UNKNOWN_ERROR".into()),
+        message: text("message").unwrap_or_else(|| "Salesforce reported a failure without a message".into()),
+        fields: first
+            .and_then(|e| e.get("fields"))
+            .and_then(Value::as_array)
+            .map(|f| f.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .unwrap_or_default(),
+    })
+}
+
+/// `errorCode` and `message` of a request-level error: an array of errors, or (seen in the wild)
+/// a single object.
+fn request_error(text: &str) -> (String, String) {
+    let value: Value = serde_json::from_str(text).unwrap_or(Value::Null);
+    let first = match &value {
+        Value::Array(items) => items.first(),
+        Value::Object(_) => Some(&value),
+        _ => None,
+    };
+    let code = first.and_then(|e| e.get("errorCode")).and_then(Value::as_str).unwrap_or("UNKNOWN_ERROR").to_owned();
+    let message = first.and_then(|e| e.get("message")).and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| snippet(text));
+    (code, message)
+}
+
+/// Fetches tokens with the client-credentials flow on the org's My Domain. The response has no
+/// `expires_in`: the lifetime is the configured `SF_TOKEN_TTL_SECONDS`.
+struct SalesforceTokenFetcher {
+    http: reqwest::Client,
+    url: Url,
+    credentials: ClientCredentials,
+    ttl: Duration,
+    requests: std::sync::Arc<AtomicU64>,
+}
+
+#[async_trait]
+impl TokenFetcher for SalesforceTokenFetcher {
+    async fn fetch(&self) -> Result<IssuedToken, AuthError> {
+        const PLATFORM: &str = "Salesforce";
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let form = [
+            ("grant_type", "client_credentials"),
+            ("client_id", self.credentials.client_id.as_str()),
+            ("client_secret", self.credentials.client_secret.expose()),
+        ];
+        let response = self
+            .http
+            .post(self.url.clone())
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| AuthError::Unavailable { platform: PLATFORM, reason: describe_transport_error(&e) })?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let error = oauth_error(&body);
+            return Err(if status.is_server_error() {
+                AuthError::Unavailable { platform: PLATFORM, reason: format!("HTTP {status}: {error}") }
+            } else {
+                AuthError::Rejected { platform: PLATFORM, status: status.as_u16(), error }
+            });
+        }
+        let field = |key: &str| body.get(key).and_then(Value::as_str).filter(|v| !v.is_empty());
+        let access_token = field("access_token")
+            .ok_or(AuthError::Unavailable { platform: PLATFORM, reason: "token response has no access_token".into() })?;
+        let instance_url = field("instance_url")
+            .ok_or(AuthError::Unavailable { platform: PLATFORM, reason: "token response has no instance_url".into() })?;
+        let instance_url = Url::parse(instance_url)
+            .map_err(|e| AuthError::Unavailable { platform: PLATFORM, reason: format!("instance_url is not a URL: {e}") })?;
+        // The REST base comes from the platform at run time: hold it to the same HTTPS rule.
+        check_transport(&instance_url).map_err(|reason| AuthError::Unavailable { platform: PLATFORM, reason })?;
+        Ok(IssuedToken { access_token: SecretString::new(access_token), lifetime: self.ttl, instance_url: Some(instance_url) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_header_forms() {
+        assert_eq!(ApiUsage::parse("api-usage=10018/100000"), Some(ApiUsage { used: 10018, max: 100000 }));
+        assert_eq!(
+            ApiUsage::parse("api-usage=17/250; per-app-api-usage=17/250(appName=x)"),
+            Some(ApiUsage { used: 17, max: 250 })
+        );
+        assert_eq!(ApiUsage::parse("api-usage=110018/100000; api-bursts=1/750").unwrap().percent().round(), 110.0);
+        assert_eq!(ApiUsage::parse("nonsense"), None);
+    }
+
+    #[test]
+    fn outcomes_tolerate_missing_fields() {
+        assert_eq!(upsert_outcome(&json!({"id": "a", "success": true, "errors": [], "created": true})), UpsertOutcome::Created);
+        assert_eq!(upsert_outcome(&json!({"id": "a", "success": true, "errors": []})), UpsertOutcome::Updated);
+        let failed = upsert_outcome(&json!({"id": null, "success": false,
+            "errors": [{"statusCode": "UNABLE_TO_LOCK_ROW", "message": "locked", "fields": []}]}));
+        assert!(matches!(failed, UpsertOutcome::Failed(e) if e.code == "UNABLE_TO_LOCK_ROW"));
+    }
+
+    #[test]
+    fn request_errors_are_arrays_or_objects() {
+        assert_eq!(request_error(r#"[{"message":"m","errorCode":"INVALID_FIELD"}]"#).0, "INVALID_FIELD");
+        assert_eq!(request_error(r#"{"message":"m","errorCode":"INVALID_FIELD"}"#).0, "INVALID_FIELD");
+        assert_eq!(request_error("<html>").0, "UNKNOWN_ERROR");
+    }
+}

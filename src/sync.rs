@@ -1,0 +1,573 @@
+//! The sync engine: one cycle from CXone into Salesforce.
+//!
+//! 1. Read the state and take the lease (a conditional write), or skip.
+//! 2. Plan: full snapshot or delta from `watermark − overlap`.
+//! 3. Fetch from CXone; keep the newest version of each code; set aside malformed records.
+//! 4. Drop versions already written (the overlap re-reads them), map the rest.
+//! 5. Upsert in batches, several in flight, reading every per-record result; retry what is
+//!    transient, dead-letter what keeps failing.
+//! 6. Advance the watermark last, only over records that are in Salesforce or durably in the
+//!    DLQ, with a write conditioned on the version the lease was taken at.
+//!
+//! The engine sees its edges only through the [`DispositionSource`], [`RecordSink`],
+//! [`StateStore`] and [`DeadLetterQueue`] traits.
+
+use crate::cxone::DispositionSource;
+use crate::dlq::{DeadLetter, DeadLetterKind, DeadLetterQueue, RecordError, SCHEMA_VERSION};
+use crate::domain::{Disposition, SourceRecord};
+use crate::mapping::{Target, to_salesforce};
+use crate::retry::{self, Class};
+use crate::salesforce::{ApiUsage, RecordSink, SalesforceError, UpsertOutcome};
+use crate::watermark::{Lease, StateError, StateStore, SyncState};
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Mutex;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Most entries kept in the state's overlap memory; beyond it the oldest are re-sent (harmless:
+/// upserts are idempotent) rather than letting the state item outgrow DynamoDB's 400 KB.
+const MAX_RECENT: usize = 2000;
+
+/// The engine's settings (a subset of [`crate::config::Config`]).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub sync_id: String,
+    pub target: Target,
+    pub overlap: Duration,
+    pub full_reconcile: Duration,
+    pub batch_size: usize,
+    pub max_in_flight: usize,
+    pub record_max_attempts: u32,
+    pub retry_base_delay: Duration,
+    pub min_poll_interval: Duration,
+    pub api_budget_percent: u32,
+    /// Stop starting new batches when less than this is left before the deadline.
+    pub deadline_margin: Duration,
+}
+
+impl Settings {
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        Self {
+            sync_id: c.sync_id.clone(),
+            target: Target { object: c.sf_object.clone(), external_id_field: c.sf_external_id_field.clone() },
+            overlap: c.overlap,
+            full_reconcile: c.full_reconcile,
+            batch_size: c.sf_batch_size,
+            max_in_flight: c.sf_max_in_flight,
+            record_max_attempts: c.record_max_attempts,
+            retry_base_delay: c.retry_base_delay,
+            min_poll_interval: c.min_poll_interval,
+            api_budget_percent: c.sf_api_budget_percent,
+            deadline_margin: c.http_timeout + Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the invocation asks of the cycle.
+#[derive(Clone, Debug, Default)]
+pub struct CycleRequest {
+    /// Force a full snapshot.
+    pub full: bool,
+    /// When the invocation must have returned (the Lambda deadline).
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Ok,
+    Partial,
+    Skipped,
+    Failed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Delta,
+    Full,
+}
+
+/// The cycle's response, also logged as one JSON line.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct CycleReport {
+    pub status: Status,
+    pub mode: Mode,
+    pub cycle_id: String,
+    pub fetched: usize,
+    pub created: usize,
+    pub updated: usize,
+    pub failed: usize,
+    pub dead_lettered: usize,
+    pub watermark_before: Option<String>,
+    pub watermark_after: Option<String>,
+    pub cxone_requests: u64,
+    pub salesforce_requests: u64,
+    pub duration_ms: u64,
+    pub retries: u64,
+    pub throttled_ms: u64,
+    pub sf_api_usage: Option<ApiUsage>,
+    /// Why the cycle was skipped, failed or stopped early; `null` when it ran to completion.
+    pub reason: Option<String>,
+}
+
+/// Why a cycle stopped sending before it was done.
+#[derive(Clone, Debug, PartialEq)]
+enum Stop {
+    Deadline,
+    Budget(String),
+    Auth(String),
+    Rejected(String),
+}
+
+pub struct Engine<'a> {
+    pub source: &'a dyn DispositionSource,
+    pub sink: &'a dyn RecordSink,
+    pub state: &'a dyn StateStore,
+    pub dlq: &'a dyn DeadLetterQueue,
+    pub settings: &'a Settings,
+}
+
+/// A valid record on its way to Salesforce.
+struct Item {
+    disposition: Disposition,
+    raw: Value,
+    payload: Value,
+}
+
+/// What happened to the records of one cycle.
+#[derive(Default)]
+struct Outcome {
+    created: usize,
+    updated: usize,
+    written: Vec<usize>,
+    rejected: Vec<(usize, RecordError, u32)>,
+    retries: u64,
+    stop: Option<Stop>,
+    /// Records left unsent after transient failures used up their attempts.
+    exhausted: usize,
+}
+
+impl Engine<'_> {
+    pub async fn run(&self, request: CycleRequest) -> CycleReport {
+        let started = Instant::now();
+        let cycle_id = uuid::Uuid::new_v4().to_string();
+        let (cx0, sf0, throttle0) = (self.source.requests(), self.sink.requests(), self.source.throttled_ms());
+        let mut report = CycleReport {
+            status: Status::Failed,
+            mode: if request.full { Mode::Full } else { Mode::Delta },
+            cycle_id: cycle_id.clone(),
+            fetched: 0,
+            created: 0,
+            updated: 0,
+            failed: 0,
+            dead_lettered: 0,
+            watermark_before: None,
+            watermark_after: None,
+            cxone_requests: 0,
+            salesforce_requests: 0,
+            duration_ms: 0,
+            retries: 0,
+            throttled_ms: 0,
+            sf_api_usage: None,
+            reason: None,
+        };
+        self.cycle(&request, &cycle_id, &mut report).await;
+        report.cxone_requests = self.source.requests() - cx0;
+        report.salesforce_requests = self.sink.requests() - sf0;
+        report.throttled_ms = self.source.throttled_ms() - throttle0;
+        report.sf_api_usage = self.sink.api_usage();
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report
+    }
+
+    async fn cycle(&self, request: &CycleRequest, cycle_id: &str, report: &mut CycleReport) {
+        let s = self.settings;
+        let now = Utc::now();
+
+        // 1. State and lease.
+        let stored = match self.state.load().await {
+            Ok(v) => v,
+            Err(e) => return fail(report, format!("state_unavailable: {e}")),
+        };
+        let before = stored.state.clone();
+        report.watermark_before = before.watermark.map(crate::domain::format_ts);
+        report.watermark_after = report.watermark_before.clone();
+        if let Some(lease) = &before.lease
+            && lease.expires > now
+        {
+            return skip(report, format!("another cycle ({}) holds the lease until {}", lease.owner, crate::domain::format_ts(lease.expires)));
+        }
+        if let Some(last) = before.last_cycle_started
+            && !s.min_poll_interval.is_zero()
+            && now.signed_duration_since(last) < chrono::Duration::from_std(s.min_poll_interval).unwrap_or_default()
+        {
+            return skip(
+                report,
+                format!("the previous cycle started at {}; the minimum poll interval is {} s", crate::domain::format_ts(last), s.min_poll_interval.as_secs()),
+            );
+        }
+
+        // 2. Plan.
+        let full = request.full
+            || before.watermark.is_none()
+            || before.last_full_sync.is_none_or(|t| now.signed_duration_since(t) >= chrono::Duration::from_std(s.full_reconcile).unwrap_or_default());
+        report.mode = if full { Mode::Full } else { Mode::Delta };
+
+        let lease_expires = request.deadline.unwrap_or(now + chrono::Duration::minutes(15));
+        let mut leased = before.clone();
+        leased.lease = Some(Lease { owner: cycle_id.to_owned(), expires: lease_expires });
+        leased.last_cycle_started = Some(now);
+        let leased_version = match self.state.save(&leased, stored.version).await {
+            Ok(v) => v,
+            Err(StateError::Conflict { .. }) => return skip(report, "another invocation took the lease first".into()),
+            Err(e) => return fail(report, format!("state_unavailable: {e}")),
+        };
+        let mut released = before.clone();
+        released.last_cycle_started = Some(now);
+
+        // 3. Fetch.
+        let since = if full { None } else { before.watermark.map(|w| w - chrono::Duration::from_std(s.overlap).unwrap_or_default()) };
+        let fetched = match self.source.changed_since(since).await {
+            Ok(records) => records,
+            Err(e) => {
+                self.release(&released, leased_version).await;
+                let kind = if matches!(e, crate::cxone::CxoneError::Auth(_)) { "auth_unavailable" } else { "cxone_unavailable" };
+                return fail(report, format!("{kind}: {e}"));
+            }
+        };
+        report.fetched = fetched.len();
+
+        // 4. Newest version per code; set aside what cannot be mapped; drop what is already written.
+        let mut letters = Vec::new();
+        let mut latest: HashMap<String, (Disposition, Value)> = HashMap::new();
+        for record in fetched {
+            match record {
+                SourceRecord::Valid { disposition, raw } => {
+                    let key = disposition.id.as_str().to_owned();
+                    if latest.get(&key).is_none_or(|(d, _)| d.last_modified <= disposition.last_modified) {
+                        latest.insert(key, (disposition, raw));
+                    }
+                }
+                SourceRecord::Malformed { raw, reason } => letters.push(self.unmappable(cycle_id, raw, reason)),
+            }
+        }
+        let mut all: Vec<Disposition> = latest.values().map(|(d, _)| d.clone()).collect();
+        all.sort_by(|a, b| (a.last_modified, &a.id).cmp(&(b.last_modified, &b.id)));
+        let already = |d: &Disposition| before.recent.get(d.id.as_str()).is_some_and(|lm| *lm >= d.last_modified);
+        let items: Vec<Item> = all
+            .iter()
+            .filter(|d| !already(d))
+            .map(|d| {
+                let (disposition, raw) = latest.remove(d.id.as_str()).expect("every code has a latest version");
+                let payload = to_salesforce(&disposition, &s.target);
+                Item { disposition, raw, payload }
+            })
+            .collect();
+        tracing::info!(cycle_id, mode = ?report.mode, fetched = report.fetched, to_write = items.len(), malformed = letters.len(), "cycle planned");
+
+        // 5. Write.
+        let stop_at = request.deadline.map(|d| {
+            let left = (d - Utc::now()).to_std().unwrap_or_default();
+            Instant::now() + left.saturating_sub(s.deadline_margin)
+        });
+        let outcome = self.write(&items, stop_at).await;
+        report.created = outcome.created;
+        report.updated = outcome.updated;
+        report.retries = outcome.retries;
+        for (index, error, attempts) in &outcome.rejected {
+            letters.push(self.rejected(cycle_id, &items[*index], error.clone(), *attempts));
+        }
+
+        // Dead letters go out before the watermark moves: a record may be passed only once it is
+        // durably somewhere.
+        let dlq_result = self.dlq.send(&letters).await;
+        let dlq_ok = dlq_result.is_ok();
+        report.dead_lettered = if dlq_ok { letters.len() } else { 0 };
+        report.failed = letters.len() + (items.len() - outcome.written.len() - outcome.rejected.len());
+
+        // 6. Advance.
+        let mut done: HashSet<&str> = outcome.written.iter().map(|&i| items[i].disposition.id.as_str()).collect();
+        if dlq_ok {
+            done.extend(outcome.rejected.iter().map(|(i, _, _)| items[*i].disposition.id.as_str()));
+        }
+        let watermark = if dlq_ok { safe_watermark(&all, before.watermark, |d| already(d) || done.contains(d.id.as_str())) } else { before.watermark };
+        let mut next = released.clone();
+        next.watermark = watermark;
+        next.recent = remember(&before.recent, all.iter().filter(|d| done.contains(d.id.as_str())), watermark, s.overlap);
+        let complete = dlq_ok && outcome.stop.is_none() && outcome.exhausted == 0 && report.failed == report.dead_lettered;
+        if full && complete {
+            next.last_full_sync = Some(now);
+        }
+        match self.state.save(&next, leased_version).await {
+            Ok(_) => report.watermark_after = watermark.map(crate::domain::format_ts),
+            Err(e) => return fail(report, format!("state_conflict: the watermark was not advanced: {e}")),
+        }
+
+        // Status.
+        if let Err(e) = dlq_result {
+            return fail(report, format!("dlq_unavailable: {e}; the watermark was not advanced"));
+        }
+        match outcome.stop {
+            Some(Stop::Auth(m)) => return fail(report, format!("auth_unavailable: {m}")),
+            Some(Stop::Rejected(m)) => return fail(report, format!("salesforce_rejected: {m}")),
+            Some(Stop::Budget(m)) => return skip(report, format!("api_budget: {m}")),
+            Some(Stop::Deadline) => {
+                report.status = Status::Partial;
+                report.reason = Some("deadline: stopped starting batches before the invocation deadline; the next cycle continues".into());
+                return;
+            }
+            None => {}
+        }
+        if outcome.exhausted > 0 {
+            return fail(report, format!("salesforce_unavailable: {} records were not written after {} attempts", outcome.exhausted, s.record_max_attempts));
+        }
+        report.status = if report.dead_lettered > 0 { Status::Partial } else { Status::Ok };
+    }
+
+    /// Releases the lease after a failure, keeping the watermark. Best effort: if this write fails
+    /// the lease expires at the deadline anyway.
+    async fn release(&self, state: &SyncState, version: u64) {
+        if let Err(e) = self.state.save(state, version).await {
+            tracing::warn!(error = %e, "could not release the lease; it expires at the invocation deadline");
+        }
+    }
+
+    /// Upserts `items` in batches with up to `record_max_attempts` attempts per record.
+    async fn write(&self, items: &[Item], stop_at: Option<Instant>) -> Outcome {
+        let s = self.settings;
+        let mut outcome = Outcome::default();
+        let mut pending: Vec<usize> = (0..items.len()).collect();
+        let stop: Mutex<Option<Stop>> = Mutex::new(None);
+        for attempt in 1..=s.record_max_attempts {
+            if pending.is_empty() {
+                break;
+            }
+            let batches: Vec<Vec<usize>> = pending.chunks(s.batch_size).map(<[usize]>::to_vec).collect();
+            let results: Vec<(Vec<usize>, Option<Result<Vec<UpsertOutcome>, SalesforceError>>)> = futures::stream::iter(batches)
+                .map(|batch| {
+                    let stop = &stop;
+                    async move {
+                        if let Some(reason) = self.should_stop(stop_at) {
+                            stop.lock().unwrap().get_or_insert(reason);
+                        }
+                        if stop.lock().unwrap().is_some() {
+                            return (batch, None);
+                        }
+                        let payloads: Vec<Value> = batch.iter().map(|&i| items[i].payload.clone()).collect();
+                        let result = self.sink.upsert(&payloads).await;
+                        match &result {
+                            Err(SalesforceError::RequestLimit) => {
+                                stop.lock().unwrap().get_or_insert(Stop::Budget("Salesforce answered 403 REQUEST_LIMIT_EXCEEDED".into()));
+                            }
+                            Err(e @ (SalesforceError::Auth(_) | SalesforceError::SessionRejected)) => {
+                                stop.lock().unwrap().get_or_insert(Stop::Auth(e.to_string()));
+                            }
+                            Err(e @ SalesforceError::Rejected { .. }) => {
+                                stop.lock().unwrap().get_or_insert(Stop::Rejected(e.to_string()));
+                            }
+                            _ => {}
+                        }
+                        (batch, Some(result))
+                    }
+                })
+                .buffer_unordered(s.max_in_flight.max(1))
+                .collect()
+                .await;
+
+            let mut retry_next = Vec::new();
+            for (batch, result) in results {
+                match result {
+                    None => {}
+                    Some(Ok(outcomes)) => {
+                        for (&i, o) in batch.iter().zip(outcomes) {
+                            match o {
+                                UpsertOutcome::Created => {
+                                    outcome.created += 1;
+                                    outcome.written.push(i);
+                                }
+                                UpsertOutcome::Updated => {
+                                    outcome.updated += 1;
+                                    outcome.written.push(i);
+                                }
+                                UpsertOutcome::Failed(e) if retry::salesforce_code(&e.code) == Class::Transient && attempt < s.record_max_attempts => {
+                                    retry_next.push(i)
+                                }
+                                UpsertOutcome::Failed(e) => {
+                                    tracing::warn!(external_id = %items[i].disposition.id, code = %e.code, attempt, "record rejected by Salesforce");
+                                    outcome.rejected.push((i, e, attempt));
+                                }
+                            }
+                        }
+                    }
+                    Some(Err(e)) if e.class() == Class::Transient || matches!(e, SalesforceError::BadResponse(_)) => {
+                        tracing::warn!(error = %e, attempt, records = batch.len(), "upsert request failed");
+                        if attempt < s.record_max_attempts {
+                            retry_next.extend(batch);
+                        } else {
+                            outcome.exhausted += batch.len();
+                        }
+                    }
+                    Some(Err(e)) => tracing::error!(error = %e, records = batch.len(), "upsert request refused; stopping"),
+                }
+            }
+            if stop.lock().unwrap().is_some() || retry_next.is_empty() {
+                break;
+            }
+            outcome.retries += retry_next.len() as u64;
+            retry_next.sort_unstable();
+            pending = retry_next;
+            tokio::time::sleep(retry::linear(attempt, s.retry_base_delay)).await;
+        }
+        outcome.stop = stop.into_inner().unwrap();
+        outcome
+    }
+
+    fn should_stop(&self, stop_at: Option<Instant>) -> Option<Stop> {
+        if stop_at.is_some_and(|t| Instant::now() >= t) {
+            return Some(Stop::Deadline);
+        }
+        let usage = self.sink.api_usage()?;
+        (usage.percent() >= self.settings.api_budget_percent as f64).then(|| {
+            Stop::Budget(format!(
+                "Salesforce API usage {}/{} is at or above the budget of {}%",
+                usage.used, usage.max, self.settings.api_budget_percent
+            ))
+        })
+    }
+
+    fn unmappable(&self, cycle_id: &str, raw: Value, reason: String) -> DeadLetter {
+        let external_id = match raw.get("id") {
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Some(Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let last_modified = raw
+            .get("last_modified_date")
+            .and_then(Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc));
+        tracing::warn!(external_id = ?external_id, %reason, "CXone record cannot be mapped; dead-lettering it");
+        DeadLetter {
+            schema_version: SCHEMA_VERSION,
+            sync_id: self.settings.sync_id.clone(),
+            cycle_id: cycle_id.to_owned(),
+            kind: DeadLetterKind::Unmappable,
+            external_id,
+            last_modified,
+            payload: None,
+            source: raw,
+            error: RecordError { code: "UNMAPPABLE_RECORD".into(), message: reason, fields: vec![] },
+            attempts: 1,
+            failed_at: Utc::now(),
+        }
+    }
+
+    fn rejected(&self, cycle_id: &str, item: &Item, error: RecordError, attempts: u32) -> DeadLetter {
+        DeadLetter {
+            schema_version: SCHEMA_VERSION,
+            sync_id: self.settings.sync_id.clone(),
+            cycle_id: cycle_id.to_owned(),
+            kind: DeadLetterKind::Rejected,
+            external_id: Some(item.disposition.id.as_str().to_owned()),
+            last_modified: Some(item.disposition.last_modified),
+            payload: Some(item.payload.clone()),
+            source: item.raw.clone(),
+            error,
+            attempts,
+            failed_at: Utc::now(),
+        }
+    }
+}
+
+fn fail(report: &mut CycleReport, reason: String) {
+    tracing::error!(%reason, "cycle failed");
+    report.status = Status::Failed;
+    report.reason = Some(reason);
+}
+
+fn skip(report: &mut CycleReport, reason: String) {
+    tracing::info!(%reason, "cycle skipped");
+    report.status = Status::Skipped;
+    report.reason = Some(reason);
+}
+
+/// The newest timestamp the watermark may take: it advances over whole groups of records with
+/// the same timestamp, in time order, and stops before the first group with a record not done.
+/// It never moves backwards.
+pub fn safe_watermark(sorted: &[Disposition], current: Option<DateTime<Utc>>, done: impl Fn(&Disposition) -> bool) -> Option<DateTime<Utc>> {
+    let mut watermark = current;
+    let mut i = 0;
+    while i < sorted.len() {
+        let ts = sorted[i].last_modified;
+        let group_end = sorted[i..].iter().position(|d| d.last_modified != ts).map_or(sorted.len(), |p| i + p);
+        if !sorted[i..group_end].iter().all(&done) {
+            break;
+        }
+        watermark = Some(watermark.map_or(ts, |w| w.max(ts)));
+        i = group_end;
+    }
+    watermark
+}
+
+/// The versions to remember as already written: those the next cycle's overlap window will see
+/// again (newer than `watermark − overlap`), newest first, at most [`MAX_RECENT`].
+fn remember<'a>(
+    previous: &BTreeMap<String, DateTime<Utc>>,
+    done: impl Iterator<Item = &'a Disposition>,
+    watermark: Option<DateTime<Utc>>,
+    overlap: Duration,
+) -> BTreeMap<String, DateTime<Utc>> {
+    let Some(watermark) = watermark else { return BTreeMap::new() };
+    let horizon = watermark - chrono::Duration::from_std(overlap).unwrap_or_default();
+    let mut merged = previous.clone();
+    for d in done {
+        let entry = merged.entry(d.id.as_str().to_owned()).or_insert(d.last_modified);
+        *entry = (*entry).max(d.last_modified);
+    }
+    let mut kept: Vec<(String, DateTime<Utc>)> = merged.into_iter().filter(|(_, lm)| *lm > horizon).collect();
+    kept.sort_by(|a, b| b.1.cmp(&a.1));
+    kept.truncate(MAX_RECENT);
+    kept.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::DispositionId;
+    use chrono::TimeZone;
+
+    fn d(id: &str, secs: i64) -> Disposition {
+        Disposition {
+            id: DispositionId::parse(id).unwrap(),
+            name: id.into(),
+            description: None,
+            category: None,
+            is_active: true,
+            last_modified: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn watermark_stops_before_the_first_unfinished_timestamp() {
+        let records = vec![d("a", 1), d("b", 2), d("c", 2), d("e", 3)];
+        let all = safe_watermark(&records, None, |_| true);
+        assert_eq!(all, Some(records[3].last_modified));
+        // "c" shares its timestamp with "b": neither may be passed.
+        let partial = safe_watermark(&records, None, |x| x.id.as_str() != "c");
+        assert_eq!(partial, Some(records[0].last_modified));
+        let none = safe_watermark(&records, Some(records[0].last_modified), |x| x.id.as_str() != "a");
+        assert_eq!(none, Some(records[0].last_modified), "never moves backwards, never passes a");
+    }
+
+    #[test]
+    fn recent_keeps_only_the_overlap_window() {
+        let records = [d("a", 0), d("b", 50), d("c", 100)];
+        let kept = remember(&BTreeMap::new(), records.iter(), Some(records[2].last_modified), Duration::from_secs(60));
+        assert_eq!(kept.keys().cloned().collect::<Vec<_>>(), vec!["b", "c"]);
+    }
+}
