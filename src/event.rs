@@ -6,12 +6,19 @@ use serde_json::Value;
 /// The work one invocation does.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Invocation {
-    /// Run one sync cycle; `full` forces a full snapshot.
-    Sync { full: bool },
+    /// Run one sync cycle; `full` forces a full snapshot; `allow_mass_change` lets it pass the
+    /// mass-change breaker once.
+    Sync { full: bool, allow_mass_change: bool },
+    /// List (dry run) or delete records archived longer than the retention period.
+    Purge { dry_run: bool },
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("unsupported event: {0}. Expected an EventBridge scheduled event (\"detail-type\": \"Scheduled Event\"), {{\"action\": \"sync\"}} or {{\"action\": \"sync\", \"full\": true}}")]
+#[error(
+    "unsupported event: {0}. Expected an EventBridge scheduled event (\"detail-type\": \"Scheduled Event\"), \
+     {{\"action\": \"sync\"}}, {{\"action\": \"sync\", \"full\": true}} (optionally with \"allow_mass_change\": true) \
+     or {{\"action\": \"purge\", \"dry_run\": true|false}}"
+)]
 pub struct EventError(pub String);
 
 pub fn parse(event: &Value) -> Result<Invocation, EventError> {
@@ -20,20 +27,32 @@ pub fn parse(event: &Value) -> Result<Invocation, EventError> {
     };
     if let Some(detail_type) = obj.get("detail-type") {
         return match detail_type.as_str() {
-            Some("Scheduled Event") => Ok(Invocation::Sync { full: false }),
+            Some("Scheduled Event") => Ok(Invocation::Sync { full: false, allow_mass_change: false }),
             _ => Err(EventError(format!("EventBridge detail-type {detail_type} is not \"Scheduled Event\""))),
         };
     }
+    let flag = |key: &str| -> Result<Option<bool>, EventError> {
+        match obj.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(*b)),
+            Some(other) => Err(EventError(format!("\"{key}\" must be true or false, got {other}"))),
+        }
+    };
+    let only = |action: &str, allowed: &[&str]| -> Result<(), EventError> {
+        match obj.keys().find(|k| k.as_str() != "action" && !allowed.contains(&k.as_str())) {
+            Some(unknown) => Err(EventError(format!("unknown key {unknown:?} for action {action:?} (allowed: action, {})", allowed.join(", ")))),
+            None => Ok(()),
+        }
+    };
     match obj.get("action") {
         Some(Value::String(action)) if action == "sync" => {
-            if let Some(unknown) = obj.keys().find(|k| !["action", "full"].contains(&k.as_str())) {
-                return Err(EventError(format!("unknown key {unknown:?} for action \"sync\" (allowed: action, full)")));
-            }
-            match obj.get("full") {
-                None | Some(Value::Null) => Ok(Invocation::Sync { full: false }),
-                Some(Value::Bool(full)) => Ok(Invocation::Sync { full: *full }),
-                Some(other) => Err(EventError(format!("\"full\" must be true or false, got {other}"))),
-            }
+            only("sync", &["full", "allow_mass_change"])?;
+            Ok(Invocation::Sync { full: flag("full")?.unwrap_or(false), allow_mass_change: flag("allow_mass_change")?.unwrap_or(false) })
+        }
+        Some(Value::String(action)) if action == "purge" => {
+            only("purge", &["dry_run"])?;
+            // Deleting is never the default: a purge without an explicit `"dry_run": false` only lists.
+            Ok(Invocation::Purge { dry_run: flag("dry_run")?.unwrap_or(true) })
         }
         Some(Value::String(action)) => Err(EventError(format!("unknown action {action:?}"))),
         Some(other) => Err(EventError(format!("\"action\" must be a string, got {other}"))),
@@ -60,15 +79,19 @@ mod tests {
     #[test]
     fn accepted_shapes() {
         let scheduled = json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
-        assert_eq!(parse(&scheduled), Ok(Invocation::Sync { full: false }));
-        assert_eq!(parse(&json!({"action": "sync"})), Ok(Invocation::Sync { full: false }));
-        assert_eq!(parse(&json!({"action": "sync", "full": true})), Ok(Invocation::Sync { full: true }));
+        let sync = |full, allow_mass_change| Ok(Invocation::Sync { full, allow_mass_change });
+        assert_eq!(parse(&scheduled), sync(false, false));
+        assert_eq!(parse(&json!({"action": "sync"})), sync(false, false));
+        assert_eq!(parse(&json!({"action": "sync", "full": true})), sync(true, false));
+        assert_eq!(parse(&json!({"action": "sync", "full": true, "allow_mass_change": true})), sync(true, true));
+        assert_eq!(parse(&json!({"action": "purge"})), Ok(Invocation::Purge { dry_run: true }));
+        assert_eq!(parse(&json!({"action": "purge", "dry_run": false})), Ok(Invocation::Purge { dry_run: false }));
     }
 
     #[test]
     fn everything_else_is_refused_with_what_was_expected() {
         for bad in [json!({}), json!([]), json!({"action": "dance"}), json!({"action": "sync", "full": "yes"}),
-                    json!({"action": "sync", "ful": true}), json!({"detail-type": "Object Created", "source": "aws.s3"})] {
+                    json!({"action": "sync", "ful": true}), json!({"action": "purge", "dry_run": "no"}), json!({"detail-type": "Object Created", "source": "aws.s3"})] {
             let err = parse(&bad).unwrap_err().to_string();
             assert!(err.contains("Expected an EventBridge scheduled event"), "{bad}: {err}");
         }

@@ -6,7 +6,8 @@ use crate::dlq::SqsDeadLetterQueue;
 use crate::event::{self, Invocation};
 use crate::salesforce::SalesforceClient;
 use crate::secrets::{SecretError, SecretSource, SecretsManagerSource};
-use crate::sync::{CycleReport, CycleRequest, Engine, Settings, Status};
+use crate::purge::Purge;
+use crate::sync::{CycleReport, CycleRequest, Engine, SchemaCache, Settings, Status};
 use crate::watermark::DynamoDbStateStore;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -51,6 +52,7 @@ pub struct App {
     dlq: SqsDeadLetterQueue,
     http: reqwest::Client,
     platforms: Mutex<Option<Arc<Platforms>>>,
+    schema: SchemaCache,
 }
 
 impl App {
@@ -76,6 +78,7 @@ impl App {
             dlq: SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), &config.dlq_url),
             http,
             platforms: Mutex::new(None),
+            schema: SchemaCache::default(),
             config,
         })
     }
@@ -86,11 +89,21 @@ impl App {
         let span = tracing::info_span!("invocation", request_id, sync_id = %self.config.sync_id);
         async move {
             match invocation {
-                Invocation::Sync { full } => {
-                    let report = self.sync(CycleRequest { full, deadline }).await?;
+                Invocation::Sync { full, allow_mass_change } => {
+                    let report = self.sync(CycleRequest { full, allow_mass_change, deadline }).await?;
                     let json = serde_json::to_value(&report).expect("a report serializes");
                     tracing::info!(target: "cycle_report", report = %json, status = ?report.status, "cycle finished");
                     Ok(json)
+                }
+                Invocation::Purge { dry_run } => {
+                    let platforms = self.platforms(false).await?;
+                    let purge = Purge {
+                        sink: &platforms.salesforce,
+                        target: &self.settings.target,
+                        retention_days: self.config.retention_days,
+                        enabled: self.config.purge_enabled,
+                    };
+                    Ok(serde_json::to_value(purge.run(dry_run, Utc::now()).await).expect("a report serializes"))
                 }
             }
         }
@@ -117,6 +130,7 @@ impl App {
             sink: &platforms.salesforce,
             state: &self.state,
             dlq: &self.dlq,
+            schema: &self.schema,
             settings: &self.settings,
         };
         engine.run(request).instrument(tracing::info_span!("cycle")).await

@@ -10,10 +10,11 @@
 //! - [`token`]: OAuth token cache shared by both platform clients.
 //! - [`cxone`]: the CXone client (the source of dispositions).
 //! - [`salesforce`]: the Salesforce client (sObject Collections upsert, query, describe).
-//! - [`mapping`]: CXone disposition → Salesforce record.
+//! - [`mapping`]: CXone disposition → Salesforce record (picklist normalisation, lengths).
 //! - [`watermark`]: the sync's durable state and its DynamoDB store.
 //! - [`dlq`]: dead-lettered records and their SQS queue.
 //! - [`sync`]: the sync engine: plan, fetch, map, upsert, dead-letter, advance.
+//! - [`purge`]: the retention purge, the only path that deletes.
 //! - [`event`]: what an invocation asks for (scheduled event, manual actions).
 //! - [`telemetry`]: JSON logging setup.
 //! - [`handler`]: wires configuration, clients and the engine into one Lambda handler.
@@ -25,6 +26,7 @@ pub mod domain;
 pub mod event;
 pub mod handler;
 pub mod mapping;
+pub mod purge;
 pub mod retry;
 pub mod salesforce;
 pub mod secrets;

@@ -78,10 +78,67 @@ impl ApiUsage {
 pub trait RecordSink: Send + Sync {
     /// Upserts up to 200 records by external ID; one outcome per record, in order.
     async fn upsert(&self, records: &[Value]) -> Result<Vec<UpsertOutcome>, SalesforceError>;
+    /// The object's field metadata (lengths, picklist values).
+    async fn describe(&self) -> Result<ObjectSchema, SalesforceError>;
+    /// Every row a SOQL query returns, following `nextRecordsUrl` page by page.
+    async fn query(&self, soql: &str) -> Result<Vec<Value>, SalesforceError>;
+    /// Deletes up to 200 records by Salesforce Id (only the retention purge does this).
+    async fn delete(&self, ids: &[String]) -> Result<Vec<Result<(), RecordError>>, SalesforceError>;
     /// HTTP requests sent so far (token requests included).
     fn requests(&self) -> u64;
     /// API usage as last seen.
     fn api_usage(&self) -> Option<ApiUsage>;
+}
+
+/// What the sync needs to know about one field of the object.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FieldInfo {
+    /// Maximum length in characters, for text fields.
+    pub length: Option<usize>,
+    /// Active picklist values, for picklists.
+    pub picklist: Option<Vec<String>>,
+    pub restricted: bool,
+}
+
+/// The object's fields by API name, from describe.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ObjectSchema {
+    pub fields: std::collections::HashMap<String, FieldInfo>,
+}
+
+impl ObjectSchema {
+    /// Reads the `fields` array of a describe response.
+    pub fn from_describe(body: &Value) -> Result<Self, String> {
+        let fields = body.get("fields").and_then(Value::as_array).ok_or("describe has no `fields` array")?;
+        let mut out = std::collections::HashMap::new();
+        for f in fields {
+            let Some(name) = f.get("name").and_then(Value::as_str) else { continue };
+            let kind = f.get("type").and_then(Value::as_str).unwrap_or_default();
+            let length = match kind {
+                "string" | "textarea" | "email" | "url" | "phone" => f.get("length").and_then(Value::as_u64).filter(|l| *l > 0).map(|l| l as usize),
+                _ => None,
+            };
+            let picklist = (kind == "picklist" || kind == "multipicklist").then(|| {
+                f.get("picklistValues")
+                    .and_then(Value::as_array)
+                    .map(|values| {
+                        values
+                            .iter()
+                            .filter(|v| v.get("active").and_then(Value::as_bool).unwrap_or(true))
+                            .filter_map(|v| v.get("value").and_then(Value::as_str).map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            });
+            let restricted = f.get("restrictedPicklist").and_then(Value::as_bool).unwrap_or(false);
+            out.insert(name.to_owned(), FieldInfo { length, picklist, restricted });
+        }
+        Ok(Self { fields: out })
+    }
+
+    pub fn field(&self, name: &str) -> Option<&FieldInfo> {
+        self.fields.get(name)
+    }
 }
 
 pub struct SalesforceClient {
@@ -115,9 +172,15 @@ impl SalesforceClient {
         }
     }
 
-    /// Sends one REST call to `{instance_url}/services/data/v{ver}/{path}`, refreshing the token
-    /// and retrying once on 401. Returns the status and the body text.
+    /// Sends one REST call to `{instance_url}/services/data/v{ver}/{path}`.
     async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(StatusCode, String), SalesforceError> {
+        let versioned = format!("services/data/v{}/{}", self.api_version, path);
+        self.call_url(method, |instance| join(instance, &versioned), body).await
+    }
+
+    /// Sends one REST call to the URL `url` builds from the instance URL, refreshing the token
+    /// and retrying once on 401. Returns the status and the body text.
+    async fn call_url(&self, method: Method, url: impl Fn(&Url) -> Url, body: Option<&Value>) -> Result<(StatusCode, String), SalesforceError> {
         let mut reauthenticated = false;
         loop {
             let token = self.tokens.get().await?;
@@ -126,7 +189,7 @@ impl SalesforceClient {
                 .instance_url
                 .clone()
                 .ok_or_else(|| SalesforceError::BadResponse("token has no instance_url".into()))?;
-            let url = join(&instance, &format!("services/data/v{}/{}", self.api_version, path));
+            let url = url(&instance);
             let mut request = self.http.request(method.clone(), url).bearer_auth(token.bearer()).header("accept", "application/json");
             if let Some(body) = body {
                 request = request.json(body);
@@ -174,6 +237,73 @@ impl RecordSink for SalesforceClient {
             return Err(SalesforceError::BadResponse(format!("{} results for {} records", results.len(), records.len())));
         }
         Ok(results.iter().map(upsert_outcome).collect())
+    }
+
+    async fn describe(&self) -> Result<ObjectSchema, SalesforceError> {
+        let (_, text) = self.call(Method::GET, &format!("sobjects/{}/describe", self.object), None).await?;
+        let body: Value = serde_json::from_str(&text).map_err(|e| SalesforceError::BadResponse(format!("describe is not JSON ({e})")))?;
+        ObjectSchema::from_describe(&body).map_err(SalesforceError::BadResponse)
+    }
+
+    async fn query(&self, soql: &str) -> Result<Vec<Value>, SalesforceError> {
+        let query_path = format!("services/data/v{}/query", self.api_version);
+        let (_, text) = self
+            .call_url(
+                Method::GET,
+                |instance| {
+                    let mut url = join(instance, &query_path);
+                    url.query_pairs_mut().append_pair("q", soql);
+                    url
+                },
+                None,
+            )
+            .await?;
+        let mut rows = Vec::new();
+        let mut page: Value = serde_json::from_str(&text).map_err(|e| SalesforceError::BadResponse(format!("query result is not JSON ({e})")))?;
+        loop {
+            match page.get_mut("records").map(Value::take) {
+                Some(Value::Array(records)) => rows.extend(records),
+                _ => return Err(SalesforceError::BadResponse("query result has no `records` array".into())),
+            }
+            let done = page.get("done").and_then(Value::as_bool).unwrap_or(true);
+            let next = page.get("nextRecordsUrl").and_then(Value::as_str).map(str::to_owned);
+            let (false, Some(next)) = (done, next) else { break };
+            // `nextRecordsUrl` is a path on the instance; refuse anything that would leave it.
+            if !next.starts_with("/services/data/") {
+                return Err(SalesforceError::BadResponse(format!("unexpected nextRecordsUrl {next:?}")));
+            }
+            let (_, text) = self.call_url(Method::GET, |instance| join(instance, &next), None).await?;
+            page = serde_json::from_str(&text).map_err(|e| SalesforceError::BadResponse(format!("query page is not JSON ({e})")))?;
+        }
+        Ok(rows)
+    }
+
+    async fn delete(&self, ids: &[String]) -> Result<Vec<Result<(), RecordError>>, SalesforceError> {
+        let path = format!("services/data/v{}/composite/sobjects", self.api_version);
+        let joined = ids.join(",");
+        let (_, text) = self
+            .call_url(
+                Method::DELETE,
+                |instance| {
+                    let mut url = join(instance, &path);
+                    url.query_pairs_mut().append_pair("ids", &joined).append_pair("allOrNone", "false");
+                    url
+                },
+                None,
+            )
+            .await?;
+        let results: Vec<Value> =
+            serde_json::from_str(&text).map_err(|e| SalesforceError::BadResponse(format!("delete result is not a JSON array ({e})")))?;
+        if results.len() != ids.len() {
+            return Err(SalesforceError::BadResponse(format!("{} results for {} deletes", results.len(), ids.len())));
+        }
+        Ok(results
+            .iter()
+            .map(|r| match upsert_outcome(r) {
+                UpsertOutcome::Failed(e) => Err(e),
+                _ => Ok(()),
+            })
+            .collect())
     }
 
     fn requests(&self) -> u64 {

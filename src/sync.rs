@@ -15,15 +15,15 @@
 use crate::cxone::DispositionSource;
 use crate::dlq::{DeadLetter, DeadLetterKind, DeadLetterQueue, RecordError, SCHEMA_VERSION};
 use crate::domain::{Disposition, SourceRecord};
-use crate::mapping::{Target, to_salesforce};
+use crate::mapping::{self, Rules, STALE_REASON, Target, to_salesforce};
 use crate::retry::{self, Class};
-use crate::salesforce::{ApiUsage, RecordSink, SalesforceError, UpsertOutcome};
+use crate::salesforce::{ApiUsage, ObjectSchema, RecordSink, SalesforceError, UpsertOutcome};
 use crate::watermark::{Lease, StateError, StateStore, SyncState};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -47,6 +47,9 @@ pub struct Settings {
     pub api_budget_percent: u32,
     /// Stop starting new batches when less than this is left before the deadline.
     pub deadline_margin: Duration,
+    /// Refuse a cycle that would archive or flag more than this share of the active records.
+    pub max_archive_percent: u32,
+    pub category_aliases: BTreeMap<String, String>,
 }
 
 impl Settings {
@@ -63,6 +66,8 @@ impl Settings {
             min_poll_interval: c.min_poll_interval,
             api_budget_percent: c.sf_api_budget_percent,
             deadline_margin: c.http_timeout + Duration::from_secs(5),
+            max_archive_percent: c.max_archive_percent,
+            category_aliases: c.category_aliases.clone(),
         }
     }
 }
@@ -72,6 +77,8 @@ impl Settings {
 pub struct CycleRequest {
     /// Force a full snapshot.
     pub full: bool,
+    /// Let this one cycle pass the mass-change breaker.
+    pub allow_mass_change: bool,
     /// When the invocation must have returned (the Lambda deadline).
     pub deadline: Option<DateTime<Utc>>,
 }
@@ -111,9 +118,40 @@ pub struct CycleReport {
     pub retries: u64,
     pub throttled_ms: u64,
     pub sf_api_usage: Option<ApiUsage>,
+    /// Written records that are now archived (inactive).
+    pub archived: usize,
+    /// Records whose category Salesforce does not allow, and the distinct values.
+    pub unmapped_categories: usize,
+    pub unmapped_category_values: Vec<String>,
+    /// Fields cut to their Salesforce length.
+    pub truncated: usize,
+    /// What a full reconciliation found (`null` for a delta).
+    pub reconcile: Option<Reconcile>,
     /// Why the cycle was skipped, failed or stopped early; `null` when it ran to completion.
     pub reason: Option<String>,
 }
+
+/// The discrepancies a full reconciliation found between CXone and Salesforce.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Reconcile {
+    pub cxone_active: usize,
+    pub salesforce_active: usize,
+    /// CXone codes with no Salesforce record.
+    pub missing: usize,
+    /// Salesforce records whose fields differ from CXone.
+    pub different: usize,
+    /// Salesforce records no CXone code matches (flagged for review, never deleted).
+    pub stale: usize,
+    /// Records written to repair the above.
+    pub fixed: usize,
+    /// Up to 50 external IDs of each kind, for the operator.
+    pub missing_ids: Vec<String>,
+    pub stale_ids: Vec<String>,
+}
+
+/// The object's schema, cached for the life of the execution environment and refreshed at each
+/// full reconciliation and after a picklist error.
+pub type SchemaCache = tokio::sync::Mutex<Option<ObjectSchema>>;
 
 /// Why a cycle stopped sending before it was done.
 #[derive(Clone, Debug, PartialEq)]
@@ -129,13 +167,15 @@ pub struct Engine<'a> {
     pub sink: &'a dyn RecordSink,
     pub state: &'a dyn StateStore,
     pub dlq: &'a dyn DeadLetterQueue,
+    pub schema: &'a SchemaCache,
     pub settings: &'a Settings,
 }
 
-/// A valid record on its way to Salesforce.
+/// A record on its way to Salesforce: a CXone code, or the review flag of a stale record.
 struct Item {
-    disposition: Disposition,
-    raw: Value,
+    external_id: String,
+    /// The CXone code and its raw JSON; `None` for a stale flag.
+    source: Option<(Disposition, Value)>,
     payload: Value,
 }
 
@@ -174,6 +214,11 @@ impl Engine<'_> {
             retries: 0,
             throttled_ms: 0,
             sf_api_usage: None,
+            archived: 0,
+            unmapped_categories: 0,
+            unmapped_category_values: vec![],
+            truncated: 0,
+            reconcile: None,
             reason: None,
         };
         self.cycle(&request, &cycle_id, &mut report).await;
@@ -242,7 +287,7 @@ impl Engine<'_> {
         };
         report.fetched = fetched.len();
 
-        // 4. Newest version per code; set aside what cannot be mapped; drop what is already written.
+        // 4. Newest version per code; set aside what cannot be mapped.
         let mut letters = Vec::new();
         let mut latest: HashMap<String, (Disposition, Value)> = HashMap::new();
         for record in fetched {
@@ -253,32 +298,158 @@ impl Engine<'_> {
                         latest.insert(key, (disposition, raw));
                     }
                 }
-                SourceRecord::Malformed { raw, reason } => letters.push(self.unmappable(cycle_id, raw, reason)),
+                SourceRecord::Malformed { raw, reason } => {
+                    letters.push(self.unmappable(cycle_id, raw, RecordError { code: "UNMAPPABLE_RECORD".into(), message: reason, fields: vec![] }))
+                }
             }
         }
         let mut all: Vec<Disposition> = latest.values().map(|(d, _)| d.clone()).collect();
         all.sort_by(|a, b| (a.last_modified, &a.id).cmp(&(b.last_modified, &b.id)));
+
+        // 5. Decide what to write: in a delta, every version not written yet; in a full
+        // reconciliation, whatever differs from what Salesforce holds, plus stale flags.
+        let rules = match self.rules(full).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.release(&released, leased_version).await;
+                return fail(report, format!("{}: describe failed: {e}", failure_kind(&e)));
+            }
+        };
         let already = |d: &Disposition| before.recent.get(d.id.as_str()).is_some_and(|lm| *lm >= d.last_modified);
-        let items: Vec<Item> = all
-            .iter()
-            .filter(|d| !already(d))
-            .map(|d| {
-                let (disposition, raw) = latest.remove(d.id.as_str()).expect("every code has a latest version");
-                let payload = to_salesforce(&disposition, &s.target);
-                Item { disposition, raw, payload }
-            })
-            .collect();
+        let sf_rows = if full {
+            match self.salesforce_rows().await {
+                Ok(rows) => Some(rows),
+                Err(e) => {
+                    self.release(&released, leased_version).await;
+                    return fail(report, format!("{}: reading Salesforce for the reconciliation failed: {e}", failure_kind(&e)));
+                }
+            }
+        } else {
+            None
+        };
+        let mut items = Vec::new();
+        let mut unchanged: HashSet<String> = HashSet::new();
+        let mut unmapped = BTreeSet::new();
+        let mut reconcile = Reconcile::default();
+        let mut archiving = 0usize;
+        for d in &all {
+            if sf_rows.is_none() && already(d) {
+                continue;
+            }
+            let (disposition, raw) = latest.remove(d.id.as_str()).expect("every code has a latest version");
+            let mapped = match to_salesforce(&disposition, &s.target, &rules) {
+                Ok(m) => m,
+                Err(e) => {
+                    letters.push(self.unmappable(cycle_id, raw, e));
+                    continue;
+                }
+            };
+            if let Some(rows) = &sf_rows {
+                match rows.get(d.id.as_str()) {
+                    Some(row) if mapping::matches(&mapped.payload, row) => {
+                        unchanged.insert(d.id.as_str().to_owned());
+                        continue;
+                    }
+                    Some(row) => {
+                        reconcile.different += 1;
+                        if row.get("IsActive__c") == Some(&Value::Bool(true)) && !disposition.is_active {
+                            archiving += 1;
+                        }
+                    }
+                    None => {
+                        reconcile.missing += 1;
+                        if reconcile.missing_ids.len() < 50 {
+                            reconcile.missing_ids.push(d.id.as_str().to_owned());
+                        }
+                    }
+                }
+            } else if !disposition.is_active {
+                archiving += 1;
+            }
+            if let Some(c) = &mapped.unmapped_category {
+                report.unmapped_categories += 1;
+                unmapped.insert(c.clone());
+            }
+            report.truncated += mapped.truncated;
+            items.push(Item { external_id: d.id.as_str().to_owned(), source: Some((disposition, raw)), payload: mapped.payload });
+        }
+        for value in &unmapped {
+            tracing::warn!(category = %value, "CXone category is not an allowed Salesforce picklist value; written to RawCategory__c and flagged for review");
+        }
+        report.unmapped_category_values = unmapped.into_iter().collect();
+
+        let active_in_salesforce = match &sf_rows {
+            Some(rows) => {
+                let codes: HashSet<&str> = all.iter().map(|d| d.id.as_str()).collect();
+                reconcile.cxone_active = all.iter().filter(|d| d.is_active).count();
+                reconcile.salesforce_active = rows.values().filter(|r| r.get("IsActive__c") == Some(&Value::Bool(true))).count();
+                for (external_id, row) in rows {
+                    if codes.contains(external_id.as_str()) {
+                        continue;
+                    }
+                    reconcile.stale += 1;
+                    if reconcile.stale_ids.len() < 50 {
+                        reconcile.stale_ids.push(external_id.clone());
+                    }
+                    let flagged = row.get("NeedsReview__c") == Some(&Value::Bool(true))
+                        && row.get("ReviewReason__c").and_then(Value::as_str) == Some(STALE_REASON);
+                    if !flagged {
+                        if row.get("IsActive__c") == Some(&Value::Bool(true)) {
+                            archiving += 1;
+                        }
+                        items.push(Item { external_id: external_id.clone(), source: None, payload: mapping::stale_flag(external_id, &s.target) });
+                    }
+                }
+                reconcile.stale_ids.sort();
+                Some(reconcile.salesforce_active)
+            }
+            None if archiving > 0 => match self.active_count().await {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    self.release(&released, leased_version).await;
+                    return fail(report, format!("{}: counting active records failed: {e}", failure_kind(&e)));
+                }
+            },
+            None => None,
+        };
+        if sf_rows.is_some() {
+            tracing::info!(target: "reconcile", reconcile = %serde_json::to_string(&reconcile).unwrap_or_default(), "full reconciliation compared CXone and Salesforce");
+        }
+
+        // The mass-change breaker: a wrong tenant or a CXone outage returning an empty list must
+        // not archive or flag the mirror wholesale.
+        if let Some(active) = active_in_salesforce
+            && !request.allow_mass_change
+            && active > 0
+            && archiving * 100 > active * s.max_archive_percent as usize
+        {
+            self.release(&released, leased_version).await;
+            report.reconcile = sf_rows.is_some().then_some(reconcile);
+            return fail(
+                report,
+                format!(
+                    "mass_change: the cycle would archive or flag {archiving} of {active} active records, more than MAX_ARCHIVE_PERCENT={}%; nothing was written. \
+                     If this is intended, invoke {{\"action\": \"sync\", \"full\": true, \"allow_mass_change\": true}}",
+                    s.max_archive_percent
+                ),
+            );
+        }
         tracing::info!(cycle_id, mode = ?report.mode, fetched = report.fetched, to_write = items.len(), malformed = letters.len(), "cycle planned");
 
-        // 5. Write.
+        // 6. Write.
         let stop_at = request.deadline.map(|d| {
             let left = (d - Utc::now()).to_std().unwrap_or_default();
             Instant::now() + left.saturating_sub(s.deadline_margin)
         });
-        let outcome = self.write(&items, stop_at).await;
+        let outcome = self.write(&mut items, stop_at).await;
         report.created = outcome.created;
         report.updated = outcome.updated;
         report.retries = outcome.retries;
+        report.archived = outcome.written.iter().filter(|&&i| items[i].payload.get("IsActive__c") == Some(&Value::Bool(false))).count();
+        if sf_rows.is_some() {
+            reconcile.fixed = outcome.written.len();
+            report.reconcile = Some(reconcile);
+        }
         for (index, error, attempts) in &outcome.rejected {
             letters.push(self.rejected(cycle_id, &items[*index], error.clone(), *attempts));
         }
@@ -290,11 +461,12 @@ impl Engine<'_> {
         report.dead_lettered = if dlq_ok { letters.len() } else { 0 };
         report.failed = letters.len() + (items.len() - outcome.written.len() - outcome.rejected.len());
 
-        // 6. Advance.
-        let mut done: HashSet<&str> = outcome.written.iter().map(|&i| items[i].disposition.id.as_str()).collect();
+        // 7. Advance.
+        let mut done: HashSet<&str> = outcome.written.iter().map(|&i| items[i].external_id.as_str()).collect();
         if dlq_ok {
-            done.extend(outcome.rejected.iter().map(|(i, _, _)| items[*i].disposition.id.as_str()));
+            done.extend(outcome.rejected.iter().map(|(i, _, _)| items[*i].external_id.as_str()));
         }
+        done.extend(unchanged.iter().map(String::as_str));
         let watermark = if dlq_ok { safe_watermark(&all, before.watermark, |d| already(d) || done.contains(d.id.as_str())) } else { before.watermark };
         let mut next = released.clone();
         next.watermark = watermark;
@@ -338,7 +510,7 @@ impl Engine<'_> {
     }
 
     /// Upserts `items` in batches with up to `record_max_attempts` attempts per record.
-    async fn write(&self, items: &[Item], stop_at: Option<Instant>) -> Outcome {
+    async fn write(&self, items: &mut [Item], stop_at: Option<Instant>) -> Outcome {
         let s = self.settings;
         let mut outcome = Outcome::default();
         let mut pending: Vec<usize> = (0..items.len()).collect();
@@ -348,6 +520,7 @@ impl Engine<'_> {
                 break;
             }
             let batches: Vec<Vec<usize>> = pending.chunks(s.batch_size).map(<[usize]>::to_vec).collect();
+            let shared: &[Item] = items;
             let results: Vec<(Vec<usize>, Option<Result<Vec<UpsertOutcome>, SalesforceError>>)> = futures::stream::iter(batches)
                 .map(|batch| {
                     let stop = &stop;
@@ -358,7 +531,7 @@ impl Engine<'_> {
                         if stop.lock().unwrap().is_some() {
                             return (batch, None);
                         }
-                        let payloads: Vec<Value> = batch.iter().map(|&i| items[i].payload.clone()).collect();
+                        let payloads: Vec<Value> = batch.iter().map(|&i| shared[i].payload.clone()).collect();
                         let result = self.sink.upsert(&payloads).await;
                         match &result {
                             Err(SalesforceError::RequestLimit) => {
@@ -380,6 +553,7 @@ impl Engine<'_> {
                 .await;
 
             let mut retry_next = Vec::new();
+            let mut remap = Vec::new();
             for (batch, result) in results {
                 match result {
                     None => {}
@@ -397,8 +571,15 @@ impl Engine<'_> {
                                 UpsertOutcome::Failed(e) if retry::salesforce_code(&e.code) == Class::Transient && attempt < s.record_max_attempts => {
                                     retry_next.push(i)
                                 }
+                                // The picklist changed since describe was cached: refresh it
+                                // and map the record again (it falls back to RawCategory__c).
+                                UpsertOutcome::Failed(e)
+                                    if e.code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" && attempt < s.record_max_attempts && shared[i].source.is_some() =>
+                                {
+                                    remap.push(i)
+                                }
                                 UpsertOutcome::Failed(e) => {
-                                    tracing::warn!(external_id = %items[i].disposition.id, code = %e.code, attempt, "record rejected by Salesforce");
+                                    tracing::warn!(external_id = %shared[i].external_id, code = %e.code, attempt, "record rejected by Salesforce");
                                     outcome.rejected.push((i, e, attempt));
                                 }
                             }
@@ -413,6 +594,26 @@ impl Engine<'_> {
                         }
                     }
                     Some(Err(e)) => tracing::error!(error = %e, records = batch.len(), "upsert request refused; stopping"),
+                }
+            }
+            if !remap.is_empty() {
+                match self.rules(true).await {
+                    Ok(rules) => {
+                        for i in remap {
+                            let (disposition, _) = items[i].source.as_ref().expect("only CXone codes are remapped");
+                            match to_salesforce(disposition, &s.target, &rules) {
+                                Ok(mapped) => {
+                                    items[i].payload = mapped.payload;
+                                    retry_next.push(i);
+                                }
+                                Err(e) => outcome.rejected.push((i, e, attempt)),
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "describe failed while refreshing the picklist");
+                        retry_next.extend(remap);
+                    }
                 }
             }
             if stop.lock().unwrap().is_some() || retry_next.is_empty() {
@@ -440,7 +641,7 @@ impl Engine<'_> {
         })
     }
 
-    fn unmappable(&self, cycle_id: &str, raw: Value, reason: String) -> DeadLetter {
+    fn unmappable(&self, cycle_id: &str, raw: Value, error: RecordError) -> DeadLetter {
         let external_id = match raw.get("id") {
             Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
             Some(Value::Number(n)) => Some(n.to_string()),
@@ -451,7 +652,7 @@ impl Engine<'_> {
             .and_then(Value::as_str)
             .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
             .map(|t| t.with_timezone(&Utc));
-        tracing::warn!(external_id = ?external_id, %reason, "CXone record cannot be mapped; dead-lettering it");
+        tracing::warn!(external_id = ?external_id, code = %error.code, reason = %error.message, "CXone record cannot be mapped; dead-lettering it");
         DeadLetter {
             schema_version: SCHEMA_VERSION,
             sync_id: self.settings.sync_id.clone(),
@@ -461,7 +662,7 @@ impl Engine<'_> {
             last_modified,
             payload: None,
             source: raw,
-            error: RecordError { code: "UNMAPPABLE_RECORD".into(), message: reason, fields: vec![] },
+            error,
             attempts: 1,
             failed_at: Utc::now(),
         }
@@ -473,14 +674,54 @@ impl Engine<'_> {
             sync_id: self.settings.sync_id.clone(),
             cycle_id: cycle_id.to_owned(),
             kind: DeadLetterKind::Rejected,
-            external_id: Some(item.disposition.id.as_str().to_owned()),
-            last_modified: Some(item.disposition.last_modified),
+            external_id: Some(item.external_id.clone()),
+            last_modified: item.source.as_ref().map(|(d, _)| d.last_modified),
             payload: Some(item.payload.clone()),
-            source: item.raw.clone(),
+            source: item.source.as_ref().map(|(_, raw)| raw.clone()).unwrap_or(Value::Null),
             error,
             attempts,
             failed_at: Utc::now(),
         }
+    }
+
+    /// The mapping rules, describing the object on first use (once per execution environment)
+    /// or when `refresh` asks for the current picklist.
+    async fn rules(&self, refresh: bool) -> Result<Rules, SalesforceError> {
+        let mut cached = self.schema.lock().await;
+        if refresh || cached.is_none() {
+            *cached = Some(self.sink.describe().await?);
+        }
+        Ok(Rules { schema: cached.clone().unwrap_or_default(), aliases: self.settings.category_aliases.clone() })
+    }
+
+    /// Every Salesforce record of the object by external ID, with the fields the sync owns.
+    async fn salesforce_rows(&self) -> Result<HashMap<String, Value>, SalesforceError> {
+        let t = &self.settings.target;
+        let soql = format!(
+            "SELECT Id, {}, Name, Description__c, Category__c, RawCategory__c, IsActive__c, LastModifiedCXone__c, \
+             ArchivedDate__c, NeedsReview__c, ReviewReason__c FROM {}",
+            t.external_id_field, t.object
+        );
+        let rows = self.sink.query(&soql).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| Some((row.get(&t.external_id_field)?.as_str()?.to_owned(), row)))
+            .collect())
+    }
+
+    /// How many records are active in Salesforce (for the mass-change breaker of a delta).
+    async fn active_count(&self) -> Result<usize, SalesforceError> {
+        let t = &self.settings.target;
+        Ok(self.sink.query(&format!("SELECT Id FROM {} WHERE IsActive__c = true", t.object)).await?.len())
+    }
+}
+
+/// The reason prefix for a Salesforce failure outside the write phase.
+fn failure_kind(e: &SalesforceError) -> &'static str {
+    match e {
+        SalesforceError::Auth(_) | SalesforceError::SessionRejected => "auth_unavailable",
+        SalesforceError::RequestLimit => "api_budget",
+        _ => "salesforce_unavailable",
     }
 }
 
