@@ -63,6 +63,12 @@ impl App {
             .operation_timeout(Duration::from_secs(20))
             .build();
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+        Self::with_sdk(config, &sdk)
+    }
+
+    /// Builds the app on an explicit SDK configuration (tests point it at moto).
+    pub fn with_sdk(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self, HandlerError> {
+        let sdk = sdk.clone();
         let http = reqwest::Client::builder()
             .timeout(config.http_timeout)
             .connect_timeout(Duration::from_secs(5))

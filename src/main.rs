@@ -10,9 +10,11 @@ disposition-sync: mirrors NICE CXone disposition codes into Salesforce.
 
 USAGE:
     disposition-sync                      Run as an AWS Lambda function (when AWS_LAMBDA_RUNTIME_API is set)
-    disposition-sync invoke --event FILE  Run the handler once on the event in FILE (`-` for stdin), print its
+    disposition-sync invoke --event FILE [--timeout-seconds N]
+                                          Run the handler once on the event in FILE (`-` for stdin), print its
                                           JSON response on stdout, log on stderr; exit 0 when the handler
-                                          returned Ok, 1 otherwise
+                                          returned Ok, 1 otherwise. --timeout-seconds gives the run a deadline
+                                          like a Lambda timeout (default: none; the lease then lasts 15 min)
     disposition-sync --help               Show this help
 
 Configuration comes from environment variables (SECRET_ID, STATE_TABLE, DLQ_URL, SF_LOGIN_URL, ...; see the
@@ -30,7 +32,14 @@ async fn main() -> ExitCode {
             println!("{HELP}");
             ExitCode::SUCCESS
         }
-        ["invoke", "--event", path] => invoke(path).await,
+        ["invoke", "--event", path] => invoke(path, None).await,
+        ["invoke", "--event", path, "--timeout-seconds", secs] | ["invoke", "--timeout-seconds", secs, "--event", path] => match secs.parse::<u64>() {
+            Ok(secs) if secs > 0 => invoke(path, Some(secs)).await,
+            _ => {
+                eprintln!("--timeout-seconds needs a whole number of seconds above 0, got {secs:?}");
+                ExitCode::from(2)
+            }
+        },
         _ => {
             eprintln!("{HELP}");
             ExitCode::from(2)
@@ -61,7 +70,8 @@ async fn run_lambda() -> ExitCode {
 }
 
 /// Runs the same handler once, as the Lambda runtime would with a default context.
-async fn invoke(path: &str) -> ExitCode {
+async fn invoke(path: &str, timeout_seconds: Option<u64>) -> ExitCode {
+    let deadline = timeout_seconds.map(|s| chrono::Utc::now() + chrono::Duration::seconds(s as i64));
     let text = if path == "-" {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s).map(|_| s)
@@ -83,7 +93,7 @@ async fn invoke(path: &str) -> ExitCode {
         }
     };
     let request_id = uuid::Uuid::new_v4().to_string();
-    match app.handle(event, &request_id, None).await {
+    match app.handle(event, &request_id, deadline).await {
         Ok(response) => {
             println!("{}", serde_json::to_string_pretty(&response).expect("JSON serializes"));
             ExitCode::SUCCESS

@@ -1,0 +1,160 @@
+# disposition-sync: set-up, tests, lint, local runs and deployment. `make` lists the targets.
+#
+# Python tools live in .venv (created here with python3 -m venv, pinned versions); scratch files
+# (pids, logs, the local world's env and ready files) live in .local/. Both are gitignored.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+# One shell per recipe: the local-world recipes need a trap that outlives a single line.
+.ONESHELL:
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(CURDIR)/$(VENV)/bin
+LOCAL  := .local
+TARGET := $(or $(CARGO_TARGET_DIR),target)
+EVENT  ?= events/manual-sync.json
+
+MOTO_PIN  := 'moto[server]==5.2.5' boto3
+TOOLS_PIN := 'cfn-lint==1.58.0' 'aws-sam-cli==1.170.0' 'cargo-lambda==1.9.2'
+PIP       := $(PY)/pip install --quiet --disable-pip-version-check
+
+export SAM_CLI_TELEMETRY := 0
+
+# Shell helpers shared by the recipes that run the local world in the background. `start_world`
+# writes .local/world.pid; `stop_all` kills every process group named by a .local/*.pid file
+# (each was started as its own group) and is installed as an EXIT trap, so nothing outlives the
+# recipe, whether it succeeds, fails or is interrupted.
+define WORLD_HELPERS
+stop_all() {
+  for pidfile in $(LOCAL)/*.pid; do
+    [ -f "$$pidfile" ] || continue
+    pid=$$(cat "$$pidfile")
+    kill -TERM -- "-$$pid" 2>/dev/null || true
+    wait "$$pid" 2>/dev/null || true
+    rm -f "$$pidfile"
+  done
+}
+start_world() {  # $$1 = number of CXone codes to seed
+  rm -f $(LOCAL)/world.ready $(LOCAL)/world.env
+  MOTO_SERVER=$(PY)/moto_server $(TARGET)/debug/local-world --seed "$$1" \
+    --env-file $(LOCAL)/world.env --ready-file $(LOCAL)/world.ready \
+    >$(LOCAL)/world.json 2>$(LOCAL)/world.log &
+  echo $$! >$(LOCAL)/world.pid
+  for _ in $$(seq 300); do
+    [ -f $(LOCAL)/world.ready ] && break
+    kill -0 "$$(cat $(LOCAL)/world.pid)" 2>/dev/null || { cat $(LOCAL)/world.log >&2; echo "local-world failed to start" >&2; return 1; }
+    sleep 0.1
+  done
+  [ -f $(LOCAL)/world.ready ] || { cat $(LOCAL)/world.log >&2; echo "local-world not ready after 30 s" >&2; return 1; }
+  set -a; . $(LOCAL)/world.env; set +a
+}
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+endef
+export WORLD_HELPERS
+
+.PHONY: help setup setup-tools demo test lint build local-invoke sam-local-invoke deploy clean
+
+help: ## Show the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+	echo
+	echo "  EVENT=path selects the event of local-invoke and sam-local-invoke (default $(EVENT))."
+
+$(VENV)/bin/python:
+	python3 -m venv $(VENV)
+
+$(VENV)/.setup.done: | $(VENV)/bin/python
+	$(PIP) $(MOTO_PIN)
+	touch $@
+
+$(VENV)/.tools.done: $(VENV)/.setup.done
+	$(PIP) $(TOOLS_PIN)
+	touch $@
+
+setup: $(VENV)/.setup.done ## Install moto server (pinned) into .venv; the tests need it
+setup-tools: $(VENV)/.tools.done ## Also install cfn-lint, AWS SAM CLI and cargo-lambda (pinned) for lint/build/deploy
+
+test: setup ## Run every test; the tests start their own moto server and simulators
+	MOTO_SERVER=$(PY)/moto_server cargo test --workspace
+
+lint: setup-tools ## rustfmt, clippy (warnings are errors), cfn-lint and sam validate --lint
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	$(PY)/cfn-lint template.yaml
+	$(PY)/sam validate --lint -t template.yaml
+
+build: setup-tools ## Build the release arm64 Lambda bootstrap (target/lambda/disposition-sync/bootstrap)
+	rustup target add aarch64-unknown-linux-gnu
+	PATH="$(PY):$$PATH" cargo lambda build --release --arm64 --bin disposition-sync
+
+demo: setup ## Full sync, edits in CXone, then a manual sync, all against the local world; prints both results
+	@eval "$$WORLD_HELPERS"
+	mkdir -p $(LOCAL)
+	cargo build --workspace --bins
+	trap stop_all EXIT
+	trap 'exit 130' INT TERM
+	# A separate process group per background process, so that stop_all can kill each by its id.
+	set -m
+	start_world 300
+	set +m
+	sync=$(TARGET)/debug/disposition-sync
+	echo "== full sync: 300 codes from CXone into an empty Salesforce"
+	$$sync invoke --event events/full-sync.json 2>$(LOCAL)/full-sync.log >$(LOCAL)/full-sync.json
+	# Rename the first code, deactivate the second and create a new one, through the simulator.
+	ids=$$(curl -fsS "$$CXONE_BASE_URL/_sim/dispositions" \
+	  | python3 -c 'import json, sys; print(" ".join(r["id"] for r in json.load(sys.stdin)[:2]))')
+	read -r first second <<<"$$ids"
+	curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' \
+	  -d '{"name": "Renamed in the demo"}' "$$CXONE_BASE_URL/_sim/dispositions/$$first/rename"
+	curl -fsS -o /dev/null -X POST "$$CXONE_BASE_URL/_sim/dispositions/$$second/deactivate"
+	curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' \
+	  -d '{"id": "demo-new-1", "name": "Added in the demo", "category": "Sales", "is_active": true}' \
+	  "$$CXONE_BASE_URL/_sim/dispositions"
+	echo "== in CXone: renamed $$first, deactivated $$second, created demo-new-1"
+	echo "== manual sync"
+	$$sync invoke --event events/manual-sync.json 2>$(LOCAL)/manual-sync.log >$(LOCAL)/manual-sync.json
+	pretty() { python3 -m json.tool "$$1"; }
+	echo "== full sync response:";   pretty $(LOCAL)/full-sync.json
+	echo "== manual sync response:"; pretty $(LOCAL)/manual-sync.json
+	echo "== Salesforce table:"
+	curl -fsS "$$SF_LOGIN_URL/_sim/table"
+	echo
+	echo "== logs: $(LOCAL)/full-sync.log, $(LOCAL)/manual-sync.log, $(LOCAL)/world.log"
+
+local-invoke: setup-tools ## Invoke the function under cargo lambda watch, against the local world, with EVENT
+	@eval "$$WORLD_HELPERS"
+	mkdir -p $(LOCAL)
+	cargo build -p disposition-sim --bin local-world
+	trap stop_all EXIT
+	trap 'exit 130' INT TERM
+	set -m
+	start_world 50
+	port=$$(free_port)
+	PATH="$(PY):$$PATH" cargo lambda watch -A 127.0.0.1 -P "$$port" --timeout 900 --bin disposition-sync \
+	  >$(LOCAL)/watch.log 2>&1 &
+	echo $$! >$(LOCAL)/watch.pid
+	set +m
+	# Wait for the emulator to listen. A bare TCP connect, because any HTTP request to it
+	# would invoke the function.
+	for _ in $$(seq 600); do
+	  (exec 3<>"/dev/tcp/127.0.0.1/$$port") 2>/dev/null && break
+	  kill -0 "$$(cat $(LOCAL)/watch.pid)" 2>/dev/null || { cat $(LOCAL)/watch.log >&2; exit 1; }
+	  sleep 0.1
+	done
+	PATH="$(PY):$$PATH" cargo lambda invoke -A 127.0.0.1 -P "$$port" --data-file $(EVENT) disposition-sync
+	echo
+	echo "== function logs: $(LOCAL)/watch.log"
+
+sam-local-invoke: setup-tools ## Invoke SyncFunction in the Lambda container with EVENT and events/env.json (needs Docker)
+	docker info >/dev/null 2>&1 || { echo "sam local invoke needs a running Docker (or Finch) engine" >&2; exit 1; }
+	PATH="$(PY):$$PATH" sam build
+	PATH="$(PY):$$PATH" sam local invoke SyncFunction -e $(EVENT) --env-vars events/env.json
+
+deploy: setup-tools ## sam build and sam deploy (uses samconfig.toml, or asks with --guided the first time)
+	PATH="$(PY):$$PATH" sam build
+	PATH="$(PY):$$PATH" sam deploy
+
+clean: ## Remove .local/ and .aws-sam/ (keeps .venv and the cargo target folder)
+	rm -rf $(LOCAL) .aws-sam

@@ -1,0 +1,197 @@
+//! `disposition-sim`: runs the CXone and Salesforce simulators on 127.0.0.1 until SIGINT or
+//! SIGTERM, and announces their URLs as one JSON line (on stdout and, optionally, in a file that
+//! scripts can wait for).
+
+use disposition_sim::cxone::{CxoneConfig, CxoneSim};
+use disposition_sim::salesforce::{SalesforceConfig, SalesforceSim};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use tokio::signal::unix::{SignalKind, signal};
+
+const USAGE: &str = "\
+usage: disposition-sim [--cxone-port P] [--sf-port Q] [--ready-file PATH]
+
+Serves a simulated NICE CXone (the guide's dispositions API) and a simulated Salesforce org on
+127.0.0.1, then prints {\"cxone_url\": ..., \"salesforce_url\": ...} as one JSON line.
+  --cxone-port P     port for the CXone simulator (default 0: any free port)
+  --sf-port Q        port for the Salesforce simulator (default 0: any free port)
+  --ready-file PATH  also writes the JSON line to PATH once both are listening (atomically,
+                     so a script can wait for the file to appear); removed on shutdown
+Credentials: CXone cx-client / cx-secret, Salesforce sf-client / sf-secret. Both simulators
+take seeding and fault commands under /_sim/. Runs until SIGINT or SIGTERM.";
+
+#[derive(Debug, Default, PartialEq)]
+struct Args {
+    cxone_port: u16,
+    sf_port: u16,
+    ready_file: Option<PathBuf>,
+}
+
+/// `Ok(None)` means `--help`.
+fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut parsed = Args::default();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--cxone-port" => parsed.cxone_port = port(&arg, &value()?)?,
+            "--sf-port" => parsed.sf_port = port(&arg, &value()?)?,
+            "--ready-file" => parsed.ready_file = Some(value()?.into()),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(Some(parsed))
+}
+
+fn port(flag: &str, raw: &str) -> Result<u16, String> {
+    raw.parse()
+        .map_err(|_| format!("{flag} expects a port number from 0 to 65535, got {raw:?}"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("disposition-sim: {e}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("disposition-sim: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    // Listen before starting anything, so that a signal during start-up is not lost.
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
+    // A file left by a run that was killed outright would announce dead URLs to a waiting script.
+    if let Some(path) = &args.ready_file {
+        remove_if_present(path)?;
+    }
+
+    let cxone = CxoneSim::start_on(CxoneConfig::default(), args.cxone_port)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot start the CXone simulator on port {}: {e}",
+                args.cxone_port
+            )
+        })?;
+    let salesforce = SalesforceSim::start_on(SalesforceConfig::default(), args.sf_port)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot start the Salesforce simulator on port {}: {e}",
+                args.sf_port
+            )
+        })?;
+    let line = serde_json::json!({"cxone_url": cxone.url(), "salesforce_url": salesforce.url()})
+        .to_string();
+
+    // The file first: whoever reads the stdout line can then count on the file too.
+    if let Some(path) = &args.ready_file {
+        write_atomically(path, &format!("{line}\n"))?;
+    }
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write to stdout: {e}"))?;
+    drop(stdout);
+    eprintln!(
+        "disposition-sim: CXone at {}, Salesforce at {}; stop with SIGINT or SIGTERM",
+        cxone.url(),
+        salesforce.url()
+    );
+
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    eprintln!("disposition-sim: stopping");
+    if let Some(path) = &args.ready_file {
+        remove_if_present(path)?;
+    }
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> Result<(), String> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("cannot remove {}: {e}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes through a temporary file in the same folder and a rename, so that a reader polling
+/// for the file never sees it half-written.
+fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(format!(".tmp-{}", std::process::id()));
+    let temporary = PathBuf::from(temporary);
+    std::fs::write(&temporary, contents)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&temporary);
+            format!("cannot write {}: {e}", path.display())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Args>, String> {
+        parse_args(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn arguments_are_parsed() {
+        let args = parse(&[
+            "--cxone-port",
+            "8081",
+            "--sf-port",
+            "0",
+            "--ready-file",
+            "r.json",
+        ]);
+        assert_eq!(
+            args.unwrap().unwrap(),
+            Args {
+                cxone_port: 8081,
+                sf_port: 0,
+                ready_file: Some("r.json".into())
+            }
+        );
+        assert_eq!(parse(&[]).unwrap(), Some(Args::default()));
+        assert_eq!(parse(&["-h"]).unwrap(), None);
+        assert!(
+            parse(&["--sf-port", "70000"])
+                .unwrap_err()
+                .contains("port number")
+        );
+        assert!(
+            parse(&["--cxone-port"])
+                .unwrap_err()
+                .contains("needs a value")
+        );
+        assert!(
+            parse(&["--seed", "1"])
+                .unwrap_err()
+                .contains("unknown argument")
+        );
+    }
+}
