@@ -74,6 +74,11 @@ pub struct Config {
     pub redrive_max_attempts: u32,
     /// `PARKING_URL` (unset): where redrive parks messages that keep failing.
     pub parking_url: Option<String>,
+    /// `METRICS_NAMESPACE` (`DispositionSync`): CloudWatch namespace of the per-cycle metrics.
+    pub metrics_namespace: String,
+    /// `SERVICE_NAME` (`disposition-sync`): value of the metrics' `Service` dimension, which the
+    /// alarms select on (the stack name when deployed).
+    pub service_name: String,
 }
 
 impl Config {
@@ -179,6 +184,17 @@ impl Config {
         }
         let dlq_url = required("DLQ_URL")?;
         parse_url("DLQ_URL", &dlq_url)?;
+        // CloudWatch drops an EMF line with an invalid namespace or dimension without a word, so
+        // a bad value must stop the function at start rather than silence every alarm.
+        let metrics_namespace = get("METRICS_NAMESPACE").unwrap_or_else(|| "DispositionSync".into());
+        check_namespace(&metrics_namespace).map_err(|reason| ConfigError::Invalid { name: "METRICS_NAMESPACE", reason })?;
+        let service_name = get("SERVICE_NAME").unwrap_or_else(|| "disposition-sync".into());
+        if service_name.chars().count() > 1024 || service_name.chars().any(char::is_control) {
+            return Err(ConfigError::Invalid {
+                name: "SERVICE_NAME",
+                reason: "a CloudWatch dimension value has at most 1024 characters and no control characters".into(),
+            });
+        }
 
         Ok(Self {
             secret_id: required("SECRET_ID")?,
@@ -209,8 +225,23 @@ impl Config {
             purge_enabled,
             redrive_max_attempts: positive("REDRIVE_MAX_ATTEMPTS", 5)? as u32,
             parking_url,
+            metrics_namespace,
+            service_name,
         })
     }
+}
+
+/// CloudWatch's namespace rules: 1 to 255 characters among letters, digits and `. - _ / # :`
+/// and space, not starting with `AWS/` (reserved for AWS services).
+fn check_namespace(namespace: &str) -> Result<(), String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
+    if namespace.len() > 255 || !namespace.chars().all(allowed) {
+        return Err(format!("expected 1 to 255 letters, digits or . - _ / # : and spaces, got {namespace:?}"));
+    }
+    if namespace.starts_with("AWS/") {
+        return Err(format!("the AWS/ prefix is reserved for AWS services, got {namespace:?}"));
+    }
+    Ok(())
 }
 
 /// Appends `path` to `base`, keeping any path prefix the base already has.
@@ -295,6 +326,21 @@ mod tests {
             let mut good = BASE.to_vec();
             good.push(("CXONE_BASE_URL", ok));
             assert!(Config::from_lookup(env(&good)).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn metrics_labels_default_to_the_template_values_and_are_checked() {
+        let c = Config::from_lookup(env(BASE)).unwrap();
+        assert_eq!((c.metrics_namespace.as_str(), c.service_name.as_str()), ("DispositionSync", "disposition-sync"));
+        let mut custom = BASE.to_vec();
+        custom.extend([("METRICS_NAMESPACE", "Acme/Sync"), ("SERVICE_NAME", "disposition-sync-prod")]);
+        let c = Config::from_lookup(env(&custom)).unwrap();
+        assert_eq!((c.metrics_namespace.as_str(), c.service_name.as_str()), ("Acme/Sync", "disposition-sync-prod"));
+        for bad in ["AWS/Lambda", "Sync{1}", &"N".repeat(256)] {
+            let mut env_vars = BASE.to_vec();
+            env_vars.push(("METRICS_NAMESPACE", bad));
+            assert!(Config::from_lookup(env(&env_vars)).unwrap_err().to_string().contains("METRICS_NAMESPACE"), "{bad}");
         }
     }
 

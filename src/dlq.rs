@@ -45,6 +45,9 @@ pub struct DeadLetter {
     pub error: RecordError,
     pub attempts: u32,
     pub failed_at: DateTime<Utc>,
+    /// How many redrives have failed to bring it home (absent in letters no redrive has seen).
+    #[serde(default)]
+    pub redrive_attempts: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,11 +60,38 @@ pub trait DeadLetterQueue: Send + Sync {
     async fn send(&self, letters: &[DeadLetter]) -> Result<(), DlqError>;
 }
 
+/// A message read from the queue for a redrive.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Received {
+    pub message_id: String,
+    pub receipt_handle: String,
+    pub body: String,
+    /// SQS's `ApproximateReceiveCount`.
+    pub receive_count: u32,
+}
+
+/// The reading side of a queue, for the manual redrive (the SQS event path gets its messages
+/// from Lambda instead).
+#[async_trait]
+pub trait DeadLetterInbox: Send + Sync {
+    /// Up to `max` messages, hidden from other readers for `visibility`.
+    async fn receive(&self, max: usize, visibility: std::time::Duration) -> Result<Vec<Received>, DlqError>;
+    /// Deletes messages once their records are safe.
+    async fn delete(&self, receipt_handles: &[String]) -> Result<(), DlqError>;
+    /// Makes messages visible again at once (they stay in the queue).
+    async fn release(&self, receipt_handles: &[String]) -> Result<(), DlqError>;
+    /// Sends a body that is not a dead letter (a poison message being parked) as it is.
+    async fn send_raw(&self, body: &str, reason: &str) -> Result<(), DlqError>;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The SQS queue.
 
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{MessageAttributeValue, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    SendMessageBatchRequestEntry,
+};
 use std::collections::{BTreeMap, HashSet};
 
 /// The largest message SQS accepts on a queue with the classic default `MaximumMessageSize`, and
@@ -162,6 +192,103 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
     }
 }
 
+#[async_trait]
+impl DeadLetterInbox for SqsDeadLetterQueue {
+    async fn receive(&self, max: usize, visibility: std::time::Duration) -> Result<Vec<Received>, DlqError> {
+        let mut out = Vec::new();
+        while out.len() < max {
+            let want = (max - out.len()).min(SQS_MAX_BATCH) as i32;
+            let page = self
+                .client
+                .receive_message()
+                .queue_url(&self.queue_url)
+                .max_number_of_messages(want)
+                .visibility_timeout(visibility.as_secs().clamp(1, 43_200) as i32)
+                .wait_time_seconds(0)
+                .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+                .await
+                .map_err(|e| DlqError(format!("ReceiveMessage failed: {}", DisplayErrorContext(&e))))?;
+            let messages = page.messages();
+            if messages.is_empty() {
+                break;
+            }
+            for m in messages {
+                let (Some(id), Some(handle)) = (m.message_id(), m.receipt_handle()) else { continue };
+                let receive_count = m
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+                out.push(Received {
+                    message_id: id.to_owned(),
+                    receipt_handle: handle.to_owned(),
+                    body: m.body().unwrap_or_default().to_owned(),
+                    receive_count,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delete(&self, receipt_handles: &[String]) -> Result<(), DlqError> {
+        for chunk in receipt_handles.chunks(SQS_MAX_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, h)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(h).build().expect("id and handle are set"))
+                .collect();
+            let out = self
+                .client
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| DlqError(format!("DeleteMessageBatch failed: {}", DisplayErrorContext(&e))))?;
+            if !out.failed().is_empty() {
+                return Err(DlqError(format!("SQS did not delete {} messages", out.failed().len())));
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&self, receipt_handles: &[String]) -> Result<(), DlqError> {
+        for chunk in receipt_handles.chunks(SQS_MAX_BATCH) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(h)
+                        .visibility_timeout(0)
+                        .build()
+                        .expect("id and handle are set")
+                })
+                .collect();
+            self.client
+                .change_message_visibility_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| DlqError(format!("ChangeMessageVisibilityBatch failed: {}", DisplayErrorContext(&e))))?;
+        }
+        Ok(())
+    }
+
+    async fn send_raw(&self, body: &str, reason: &str) -> Result<(), DlqError> {
+        let mut request = self.client.send_message().queue_url(&self.queue_url).message_body(body);
+        if sqs_text_ok(reason) {
+            let value = MessageAttributeValue::builder().data_type("String").string_value(reason).build().expect("the data type is set");
+            request = request.message_attributes("parked_reason", value);
+        }
+        request.send().await.map_err(|e| DlqError(format!("SendMessage failed: {}", DisplayErrorContext(&e))))?;
+        Ok(())
+    }
+}
+
 /// One letter ready to send.
 #[derive(Debug)]
 struct Outgoing {
@@ -176,8 +303,15 @@ struct Outgoing {
 impl Outgoing {
     /// Serializes `letter`, or says why it cannot be sent (never quoting the body).
     fn new(index: usize, letter: &DeadLetter) -> Result<Self, String> {
-        let body = serde_json::to_string(letter)
+        let mut body = serde_json::to_string(letter)
             .map_err(|e| format!("it could not be serialized: {e}"))?;
+        // serde_json escapes control characters but writes U+FFFE and U+FFFF as they are, and SQS
+        // refuses both. Inside JSON they can only be in strings, where the escape means the same.
+        if body.contains(['\u{FFFE}', '\u{FFFF}']) {
+            body = body
+                .replace('\u{FFFE}', "\\ufffe")
+                .replace('\u{FFFF}', "\\uffff");
+        }
         let kind = match letter.kind {
             DeadLetterKind::Unmappable => "unmappable",
             DeadLetterKind::Rejected => "rejected",
@@ -317,6 +451,7 @@ mod tests {
                 fields: vec![],
             },
             attempts: 3,
+            redrive_attempts: 0,
             failed_at: Utc::now(),
         }
     }
@@ -375,6 +510,18 @@ mod tests {
         assert!(!sqs_text_ok("a\u{0}b"));
         assert!(!sqs_text_ok("\u{FFFF}"));
         assert!(sqs_text_ok("caf\u{e9} \u{1F600}"));
+    }
+
+    #[test]
+    fn bodies_hold_only_characters_sqs_accepts_and_decode_to_the_letter() {
+        let mut tricky = letter(Some("1"), 0);
+        tricky.source = serde_json::json!({"name": "a\u{0}b\u{FFFE}c\u{FFFF}d\u{1F600}"});
+        let outgoing = Outgoing::new(0, &tricky).unwrap();
+        assert!(sqs_text_ok(&outgoing.body), "{:?}", outgoing.body);
+        assert_eq!(
+            serde_json::from_str::<DeadLetter>(&outgoing.body).unwrap(),
+            tricky
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What an invocation asks for. Every accepted shape is listed here; anything else is refused
 //! with an error that names what was expected.
 
+use crate::redrive::Incoming;
 use serde_json::Value;
 
 /// The work one invocation does.
@@ -11,13 +12,17 @@ pub enum Invocation {
     Sync { full: bool, allow_mass_change: bool },
     /// List (dry run) or delete records archived longer than the retention period.
     Purge { dry_run: bool },
+    /// Replay up to `max_messages` dead letters (all visible ones when `None`).
+    Redrive { max_messages: Option<usize> },
+    /// Replay the DLQ messages of an SQS event (the function subscribed to the DLQ).
+    SqsRedrive(Vec<Incoming>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error(
     "unsupported event: {0}. Expected an EventBridge scheduled event (\"detail-type\": \"Scheduled Event\"), \
-     {{\"action\": \"sync\"}}, {{\"action\": \"sync\", \"full\": true}} (optionally with \"allow_mass_change\": true) \
-     or {{\"action\": \"purge\", \"dry_run\": true|false}}"
+     {{\"action\": \"sync\"}}, {{\"action\": \"sync\", \"full\": true}} (optionally with \"allow_mass_change\": true), \
+     {{\"action\": \"purge\", \"dry_run\": true|false}}, {{\"action\": \"redrive\", \"max_messages\": N}} or an SQS event from the DLQ"
 )]
 pub struct EventError(pub String);
 
@@ -25,6 +30,9 @@ pub fn parse(event: &Value) -> Result<Invocation, EventError> {
     let Some(obj) = event.as_object() else {
         return Err(EventError(format!("the event is a JSON {}, not an object", kind(event))));
     };
+    if let Some(records) = obj.get("Records") {
+        return sqs(records);
+    }
     if let Some(detail_type) = obj.get("detail-type") {
         return match detail_type.as_str() {
             Some("Scheduled Event") => Ok(Invocation::Sync { full: false, allow_mass_change: false }),
@@ -54,10 +62,46 @@ pub fn parse(event: &Value) -> Result<Invocation, EventError> {
             // Deleting is never the default: a purge without an explicit `"dry_run": false` only lists.
             Ok(Invocation::Purge { dry_run: flag("dry_run")?.unwrap_or(true) })
         }
+        Some(Value::String(action)) if action == "redrive" => {
+            only("redrive", &["max_messages"])?;
+            match obj.get("max_messages") {
+                None | Some(Value::Null) => Ok(Invocation::Redrive { max_messages: None }),
+                Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => Ok(Invocation::Redrive { max_messages: n.as_u64().map(|n| n as usize) }),
+                Some(other) => Err(EventError(format!("\"max_messages\" must be a whole number above 0, got {other}"))),
+            }
+        }
         Some(Value::String(action)) => Err(EventError(format!("unknown action {action:?}"))),
         Some(other) => Err(EventError(format!("\"action\" must be a string, got {other}"))),
         None => Err(EventError("no \"action\" and no \"detail-type\"".into())),
     }
+}
+
+/// An SQS event: every record must come from SQS and carry a message id (needed to report it).
+fn sqs(records: &Value) -> Result<Invocation, EventError> {
+    let records = records.as_array().ok_or_else(|| EventError("\"Records\" is not an array".into()))?;
+    let mut messages = Vec::with_capacity(records.len());
+    for (i, r) in records.iter().enumerate() {
+        if r.get("eventSource").and_then(Value::as_str) != Some("aws:sqs") {
+            return Err(EventError(format!("record {i} is not from SQS (eventSource {})", r.get("eventSource").unwrap_or(&Value::Null))));
+        }
+        let message_id = r
+            .get("messageId")
+            .and_then(Value::as_str)
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| EventError(format!("SQS record {i} has no messageId")))?;
+        let receive_count = r
+            .pointer("/attributes/ApproximateReceiveCount")
+            .and_then(Value::as_str)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(1);
+        messages.push(Incoming {
+            message_id: message_id.to_owned(),
+            // A missing body is passed on as empty: the redrive reports it as not a dead letter.
+            body: r.get("body").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            receive_count,
+        });
+    }
+    Ok(Invocation::SqsRedrive(messages))
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -86,12 +130,20 @@ mod tests {
         assert_eq!(parse(&json!({"action": "sync", "full": true, "allow_mass_change": true})), sync(true, true));
         assert_eq!(parse(&json!({"action": "purge"})), Ok(Invocation::Purge { dry_run: true }));
         assert_eq!(parse(&json!({"action": "purge", "dry_run": false})), Ok(Invocation::Purge { dry_run: false }));
+        assert_eq!(parse(&json!({"action": "redrive", "max_messages": 5})), Ok(Invocation::Redrive { max_messages: Some(5) }));
+        let sqs = json!({"Records": [{"messageId": "m1", "body": "{}", "eventSource": "aws:sqs",
+                                      "attributes": {"ApproximateReceiveCount": "3"}}]});
+        match parse(&sqs).unwrap() {
+            Invocation::SqsRedrive(m) => assert_eq!((m[0].message_id.as_str(), m[0].receive_count), ("m1", 3)),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
     fn everything_else_is_refused_with_what_was_expected() {
         for bad in [json!({}), json!([]), json!({"action": "dance"}), json!({"action": "sync", "full": "yes"}),
-                    json!({"action": "sync", "ful": true}), json!({"action": "purge", "dry_run": "no"}), json!({"detail-type": "Object Created", "source": "aws.s3"})] {
+                    json!({"action": "sync", "ful": true}), json!({"action": "purge", "dry_run": "no"}), json!({"action": "redrive", "max_messages": 0}),
+                    json!({"Records": [{"eventSource": "aws:s3", "messageId": "x"}]}), json!({"detail-type": "Object Created", "source": "aws.s3"})] {
             let err = parse(&bad).unwrap_err().to_string();
             assert!(err.contains("Expected an EventBridge scheduled event"), "{bad}: {err}");
         }

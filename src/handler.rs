@@ -7,6 +7,7 @@ use crate::event::{self, Invocation};
 use crate::salesforce::SalesforceClient;
 use crate::secrets::{SecretError, SecretSource, SecretsManagerSource};
 use crate::purge::Purge;
+use crate::redrive;
 use crate::sync::{CycleReport, CycleRequest, Engine, SchemaCache, Settings, Status};
 use crate::watermark::DynamoDbStateStore;
 use chrono::{DateTime, Utc};
@@ -50,6 +51,8 @@ pub struct App {
     secrets: Box<dyn SecretSource>,
     state: DynamoDbStateStore,
     dlq: SqsDeadLetterQueue,
+    /// Where redrive moves messages that keep failing (`PARKING_URL`), if set.
+    parking: Option<SqsDeadLetterQueue>,
     http: reqwest::Client,
     platforms: Mutex<Option<Arc<Platforms>>>,
     schema: SchemaCache,
@@ -82,6 +85,7 @@ impl App {
             secrets: Box::new(SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&sdk), &config.secret_id)),
             state: DynamoDbStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.state_table, &config.sync_id),
             dlq: SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), &config.dlq_url),
+            parking: config.parking_url.as_ref().map(|url| SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), url)),
             http,
             platforms: Mutex::new(None),
             schema: SchemaCache::default(),
@@ -99,7 +103,23 @@ impl App {
                     let report = self.sync(CycleRequest { full, allow_mass_change, deadline }).await?;
                     let json = serde_json::to_value(&report).expect("a report serializes");
                     tracing::info!(target: "cycle_report", report = %json, status = ?report.status, "cycle finished");
+                    crate::metrics::emit(&self.config, &report, request_id);
                     Ok(json)
+                }
+                Invocation::Redrive { max_messages } => {
+                    let platforms = self.platforms(false).await?;
+                    let engine = self.engine(&platforms);
+                    let report = redrive::manual(&engine, &self.dlq, &self.dlq, &self.parking(), max_messages, deadline).await;
+                    tracing::info!(target: "redrive_report", report = %serde_json::to_string(&report).unwrap_or_default(), "redrive finished");
+                    Ok(serde_json::to_value(&report).expect("a report serializes"))
+                }
+                Invocation::SqsRedrive(messages) => {
+                    let platforms = self.platforms(false).await?;
+                    let engine = self.engine(&platforms);
+                    let (keep, report) = redrive::sqs_batch(&engine, &messages, &self.parking(), deadline).await;
+                    tracing::info!(target: "redrive_report", report = %serde_json::to_string(&report).unwrap_or_default(), "SQS redrive finished");
+                    let failures: Vec<Value> = keep.into_iter().map(|id| serde_json::json!({ "itemIdentifier": id })).collect();
+                    Ok(serde_json::json!({ "batchItemFailures": failures }))
                 }
                 Invocation::Purge { dry_run } => {
                     let platforms = self.platforms(false).await?;
@@ -131,15 +151,25 @@ impl App {
     }
 
     async fn run_cycle(&self, platforms: &Platforms, request: CycleRequest) -> CycleReport {
-        let engine = Engine {
+        self.engine(platforms).run(request).instrument(tracing::info_span!("cycle")).await
+    }
+
+    fn engine<'a>(&'a self, platforms: &'a Platforms) -> Engine<'a> {
+        Engine {
             source: &platforms.cxone,
             sink: &platforms.salesforce,
             state: &self.state,
             dlq: &self.dlq,
             schema: &self.schema,
             settings: &self.settings,
-        };
-        engine.run(request).instrument(tracing::info_span!("cycle")).await
+        }
+    }
+
+    fn parking(&self) -> redrive::Parking<'_> {
+        redrive::Parking {
+            queue: self.parking.as_ref().map(|q| q as &dyn redrive::ParkingQueue),
+            max_attempts: self.config.redrive_max_attempts,
+        }
     }
 
     /// The platform clients, reading the secret on first use (once per cold start) or when

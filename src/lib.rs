@@ -15,8 +15,10 @@
 //! - [`dlq`]: dead-lettered records and their SQS queue.
 //! - [`sync`]: the sync engine: plan, fetch, map, upsert, dead-letter, advance.
 //! - [`purge`]: the retention purge, the only path that deletes.
+//! - [`redrive`]: replays dead-lettered records, from an SQS event or by hand.
 //! - [`event`]: what an invocation asks for (scheduled event, manual actions).
 //! - [`telemetry`]: JSON logging setup.
+//! - [`metrics`]: the per-cycle CloudWatch metrics, as one Embedded Metric Format line.
 //! - [`handler`]: wires configuration, clients and the engine into one Lambda handler.
 
 pub mod config;
@@ -26,7 +28,9 @@ pub mod domain;
 pub mod event;
 pub mod handler;
 pub mod mapping;
+pub mod metrics;
 pub mod purge;
+pub mod redrive;
 pub mod retry;
 pub mod salesforce;
 pub mod secrets;

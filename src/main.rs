@@ -57,7 +57,9 @@ async fn run_lambda() -> ExitCode {
     };
     let app = &app;
     let handler = lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
-        let deadline = chrono::DateTime::from_timestamp_millis(event.context.deadline as i64);
+        // A deadline already in the past is not a real one (local emulators send placeholders such
+        // as 600000 ms after the epoch): run without one rather than stop before starting.
+        let deadline = chrono::DateTime::from_timestamp_millis(event.context.deadline as i64).filter(|d| *d > chrono::Utc::now());
         app.handle(event.payload, &event.context.request_id, deadline).await
     });
     match lambda_runtime::run(handler).await {

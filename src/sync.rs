@@ -172,24 +172,24 @@ pub struct Engine<'a> {
 }
 
 /// A record on its way to Salesforce: a CXone code, or the review flag of a stale record.
-struct Item {
-    external_id: String,
+pub(crate) struct Item {
+    pub(crate) external_id: String,
     /// The CXone code and its raw JSON; `None` for a stale flag.
-    source: Option<(Disposition, Value)>,
-    payload: Value,
+    pub(crate) source: Option<(Disposition, Value)>,
+    pub(crate) payload: Value,
 }
 
-/// What happened to the records of one cycle.
+/// What happened to the records of one write (indexes into the items written).
 #[derive(Default)]
-struct Outcome {
-    created: usize,
-    updated: usize,
-    written: Vec<usize>,
-    rejected: Vec<(usize, RecordError, u32)>,
-    retries: u64,
+pub(crate) struct Outcome {
+    pub(crate) created: usize,
+    pub(crate) updated: usize,
+    pub(crate) written: Vec<usize>,
+    pub(crate) rejected: Vec<(usize, RecordError, u32)>,
+    pub(crate) retries: u64,
     stop: Option<Stop>,
     /// Records left unsent after transient failures used up their attempts.
-    exhausted: usize,
+    pub(crate) exhausted: usize,
 }
 
 impl Engine<'_> {
@@ -329,6 +329,9 @@ impl Engine<'_> {
         };
         let mut items = Vec::new();
         let mut unchanged: HashSet<String> = HashSet::new();
+        // Codes dead-lettered here, before any write: once durably in the DLQ they are done, or
+        // the watermark would stop before them and every cycle would dead-letter them again.
+        let mut unmappable_ids: Vec<String> = Vec::new();
         let mut unmapped = BTreeSet::new();
         let mut reconcile = Reconcile::default();
         let mut archiving = 0usize;
@@ -341,6 +344,7 @@ impl Engine<'_> {
                 Ok(m) => m,
                 Err(e) => {
                     letters.push(self.unmappable(cycle_id, raw, e));
+                    unmappable_ids.push(d.id.as_str().to_owned());
                     continue;
                 }
             };
@@ -412,9 +416,6 @@ impl Engine<'_> {
             },
             None => None,
         };
-        if sf_rows.is_some() {
-            tracing::info!(target: "reconcile", reconcile = %serde_json::to_string(&reconcile).unwrap_or_default(), "full reconciliation compared CXone and Salesforce");
-        }
 
         // The mass-change breaker: a wrong tenant or a CXone outage returning an empty list must
         // not archive or flag the mirror wholesale.
@@ -424,7 +425,10 @@ impl Engine<'_> {
             && archiving * 100 > active * s.max_archive_percent as usize
         {
             self.release(&released, leased_version).await;
-            report.reconcile = sf_rows.is_some().then_some(reconcile);
+            if sf_rows.is_some() {
+                tracing::info!(target: "reconcile", reconcile = %serde_json::to_string(&reconcile).unwrap_or_default(), "full reconciliation compared CXone and Salesforce");
+                report.reconcile = Some(reconcile);
+            }
             return fail(
                 report,
                 format!(
@@ -448,6 +452,7 @@ impl Engine<'_> {
         report.archived = outcome.written.iter().filter(|&&i| items[i].payload.get("IsActive__c") == Some(&Value::Bool(false))).count();
         if sf_rows.is_some() {
             reconcile.fixed = outcome.written.len();
+            tracing::info!(target: "reconcile", reconcile = %serde_json::to_string(&reconcile).unwrap_or_default(), "full reconciliation compared CXone and Salesforce");
             report.reconcile = Some(reconcile);
         }
         for (index, error, attempts) in &outcome.rejected {
@@ -465,6 +470,7 @@ impl Engine<'_> {
         let mut done: HashSet<&str> = outcome.written.iter().map(|&i| items[i].external_id.as_str()).collect();
         if dlq_ok {
             done.extend(outcome.rejected.iter().map(|(i, _, _)| items[*i].external_id.as_str()));
+            done.extend(unmappable_ids.iter().map(String::as_str));
         }
         done.extend(unchanged.iter().map(String::as_str));
         let watermark = if dlq_ok { safe_watermark(&all, before.watermark, |d| already(d) || done.contains(d.id.as_str())) } else { before.watermark };
@@ -503,14 +509,14 @@ impl Engine<'_> {
 
     /// Releases the lease after a failure, keeping the watermark. Best effort: if this write fails
     /// the lease expires at the deadline anyway.
-    async fn release(&self, state: &SyncState, version: u64) {
+    pub(crate) async fn release(&self, state: &SyncState, version: u64) {
         if let Err(e) = self.state.save(state, version).await {
             tracing::warn!(error = %e, "could not release the lease; it expires at the invocation deadline");
         }
     }
 
     /// Upserts `items` in batches with up to `record_max_attempts` attempts per record.
-    async fn write(&self, items: &mut [Item], stop_at: Option<Instant>) -> Outcome {
+    pub(crate) async fn write(&self, items: &mut [Item], stop_at: Option<Instant>) -> Outcome {
         let s = self.settings;
         let mut outcome = Outcome::default();
         let mut pending: Vec<usize> = (0..items.len()).collect();
@@ -554,6 +560,7 @@ impl Engine<'_> {
 
             let mut retry_next = Vec::new();
             let mut remap = Vec::new();
+            let mut request_failed = false;
             for (batch, result) in results {
                 match result {
                     None => {}
@@ -587,6 +594,7 @@ impl Engine<'_> {
                     }
                     Some(Err(e)) if e.class() == Class::Transient || matches!(e, SalesforceError::BadResponse(_)) => {
                         tracing::warn!(error = %e, attempt, records = batch.len(), "upsert request failed");
+                        request_failed = true;
                         if attempt < s.record_max_attempts {
                             retry_next.extend(batch);
                         } else {
@@ -622,7 +630,14 @@ impl Engine<'_> {
             outcome.retries += retry_next.len() as u64;
             retry_next.sort_unstable();
             pending = retry_next;
-            tokio::time::sleep(retry::linear(attempt, s.retry_base_delay)).await;
+            // Records Salesforce refused back off linearly; a failed request (5xx, timeout, reset)
+            // points at an unhealthy service, so it backs off exponentially, with jitter.
+            let pause = if request_failed {
+                retry::exponential_jitter(attempt, s.retry_base_delay, Duration::from_secs(30)).max(retry::linear(attempt, s.retry_base_delay))
+            } else {
+                retry::linear(attempt, s.retry_base_delay)
+            };
+            tokio::time::sleep(pause).await;
         }
         outcome.stop = stop.into_inner().unwrap();
         outcome
@@ -665,6 +680,7 @@ impl Engine<'_> {
             error,
             attempts: 1,
             failed_at: Utc::now(),
+            redrive_attempts: 0,
         }
     }
 
@@ -681,12 +697,13 @@ impl Engine<'_> {
             error,
             attempts,
             failed_at: Utc::now(),
+            redrive_attempts: 0,
         }
     }
 
     /// The mapping rules, describing the object on first use (once per execution environment)
     /// or when `refresh` asks for the current picklist.
-    async fn rules(&self, refresh: bool) -> Result<Rules, SalesforceError> {
+    pub(crate) async fn rules(&self, refresh: bool) -> Result<Rules, SalesforceError> {
         let mut cached = self.schema.lock().await;
         if refresh || cached.is_none() {
             *cached = Some(self.sink.describe().await?);

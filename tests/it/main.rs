@@ -1,7 +1,9 @@
 //! Black-box tests of disposition-sync against the local world: AWS on moto server and the CXone
 //! and Salesforce simulators, all on loopback, started and stopped by the tests themselves.
 
+mod archival;
 mod aws;
 mod cycle;
 mod harness;
+mod redrive;
 mod support;
