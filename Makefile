@@ -55,7 +55,7 @@ free_port() {
 endef
 export WORLD_HELPERS
 
-.PHONY: help setup setup-tools demo test lint build local-invoke sam-local-invoke deploy clean
+.PHONY: help setup setup-tools demo test lint build lambda-check local-invoke sam-local-invoke deploy clean
 
 help: ## Show the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -65,7 +65,8 @@ help: ## Show the targets
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
 
-$(VENV)/.setup.done: | $(VENV)/bin/python
+# Depends on this file so that a changed pin is installed by the next run.
+$(VENV)/.setup.done: Makefile | $(VENV)/bin/python
 	$(PIP) $(MOTO_PIN)
 	touch $@
 
@@ -99,9 +100,14 @@ demo: setup ## Full sync, edits in CXone, then a manual sync, all against the lo
 	set -m
 	start_world 300
 	set +m
-	sync=$(TARGET)/debug/disposition-sync
+	run_sync() {  # $$1 = event file, $$2 = name of the .local/ output files
+	  $(TARGET)/debug/disposition-sync invoke --event "$$1" >$(LOCAL)/$$2.json 2>$(LOCAL)/$$2.log || {
+	    echo "disposition-sync failed on $$1; response and last log lines:" >&2
+	    cat $(LOCAL)/$$2.json >&2; tail -n 20 $(LOCAL)/$$2.log >&2; return 1
+	  }
+	}
 	echo "== full sync: 300 codes from CXone into an empty Salesforce"
-	$$sync invoke --event events/full-sync.json 2>$(LOCAL)/full-sync.log >$(LOCAL)/full-sync.json
+	run_sync events/full-sync.json full-sync
 	# Rename the first code, deactivate the second and create a new one, through the simulator.
 	ids=$$(curl -fsS "$$CXONE_BASE_URL/_sim/dispositions" \
 	  | python3 -c 'import json, sys; print(" ".join(r["id"] for r in json.load(sys.stdin)[:2]))')
@@ -114,7 +120,7 @@ demo: setup ## Full sync, edits in CXone, then a manual sync, all against the lo
 	  "$$CXONE_BASE_URL/_sim/dispositions"
 	echo "== in CXone: renamed $$first, deactivated $$second, created demo-new-1"
 	echo "== manual sync"
-	$$sync invoke --event events/manual-sync.json 2>$(LOCAL)/manual-sync.log >$(LOCAL)/manual-sync.json
+	run_sync events/manual-sync.json manual-sync
 	pretty() { python3 -m json.tool "$$1"; }
 	echo "== full sync response:";   pretty $(LOCAL)/full-sync.json
 	echo "== manual sync response:"; pretty $(LOCAL)/manual-sync.json
@@ -147,12 +153,51 @@ local-invoke: setup-tools ## Invoke the function under cargo lambda watch, again
 	echo
 	echo "== function logs: $(LOCAL)/watch.log"
 
+lambda-check: build ## Build the arm64 package, then run every events/ file through cargo lambda's runtime emulator
+	@eval "$$WORLD_HELPERS"
+	mkdir -p $(LOCAL)
+	test -s $(TARGET)/lambda/disposition-sync/bootstrap
+	file $(TARGET)/lambda/disposition-sync/bootstrap 2>/dev/null | grep -q aarch64 || \
+	  python3 -c 'import sys; d = open(sys.argv[1], "rb").read(20); sys.exit(0 if d[:4] == b"\x7fELF" and int.from_bytes(d[18:20], "little") == 183 else 1)' \
+	  $(TARGET)/lambda/disposition-sync/bootstrap
+	echo "== arm64 bootstrap: $(TARGET)/lambda/disposition-sync/bootstrap"
+	cargo build -p disposition-sim --bin local-world
+	trap stop_all EXIT
+	trap 'exit 130' INT TERM
+	set -m
+	start_world 20
+	port=$$(free_port)
+	PATH="$(PY):$$PATH" cargo lambda watch -A 127.0.0.1 -P "$$port" --timeout 900 --bin disposition-sync \
+	  >$(LOCAL)/watch.log 2>&1 &
+	echo $$! >$(LOCAL)/watch.pid
+	set +m
+	for _ in $$(seq 600); do
+	  (exec 3<>"/dev/tcp/127.0.0.1/$$port") 2>/dev/null && break
+	  kill -0 "$$(cat $(LOCAL)/watch.pid)" 2>/dev/null || { cat $(LOCAL)/watch.log >&2; exit 1; }
+	  sleep 0.1
+	done
+	# Each trigger through the real runtime API emulation: a JSON response, never a function error.
+	for event in events/scheduled.json events/manual-sync.json events/full-sync.json \
+	             events/full-sync-allow-mass-change.json events/purge.json events/purge-execute.json \
+	             events/redrive.json events/sqs-redrive.json; do
+	  PATH="$(PY):$$PATH" cargo lambda invoke -A 127.0.0.1 -P "$$port" --data-file "$$event" disposition-sync \
+	    >$(LOCAL)/invoke.json 2>$(LOCAL)/invoke.log || { cat $(LOCAL)/invoke.log $(LOCAL)/watch.log >&2; exit 1; }
+	  python3 - "$$event" $(LOCAL)/invoke.json <<-'PY'
+		import json, sys
+		event, path = sys.argv[1], sys.argv[2]
+		response = json.load(open(path))
+		assert "errorType" not in response, f"{event}: {response}"
+		assert "status" in response or "batchItemFailures" in response, f"{event}: {response}"
+		print(f"ok  {event}: {response.get('status', 'batchItemFailures=' + str(len(response.get('batchItemFailures', []))))}")
+	PY
+	done
+
 sam-local-invoke: setup-tools ## Invoke SyncFunction in the Lambda container with EVENT and events/env.json (needs Docker)
 	docker info >/dev/null 2>&1 || { echo "sam local invoke needs a running Docker (or Finch) engine" >&2; exit 1; }
 	PATH="$(PY):$$PATH" sam build
 	PATH="$(PY):$$PATH" sam local invoke SyncFunction -e $(EVENT) --env-vars events/env.json
 
-deploy: setup-tools ## sam build and sam deploy (uses samconfig.toml, or asks with --guided the first time)
+deploy: setup-tools ## sam build and sam deploy (reads samconfig.toml: create it once with `sam deploy --guided`)
 	PATH="$(PY):$$PATH" sam build
 	PATH="$(PY):$$PATH" sam deploy
 

@@ -1,9 +1,11 @@
 //! OAuth access tokens, cached in memory across warm invocations and refreshed before expiry.
 //!
-//! One cache per platform. A token is refreshed once 80% of its lifetime has passed (and at
-//! least 60 s before it expires), so requests never carry a token that is about to die. The
-//! refresh happens under a lock: concurrent requests wait for the one refresh in progress and
-//! never start their own.
+//! One cache per platform. Once 80% of a token's lifetime has passed (and at least 60 s before it
+//! expires) one background task fetches the next token while requests keep using the current,
+//! still valid one: no request waits for a refresh it did not need. Only when there is no usable
+//! token (first use, after a 401, or a background refresh that failed until the token is about to
+//! expire) do requests wait, and then for the one fetch in progress: every fetch runs under one
+//! lock, so concurrent requests never start their own.
 
 use crate::secrets::SecretString;
 use async_trait::async_trait;
@@ -28,6 +30,8 @@ pub struct IssuedToken {
 pub struct Token {
     pub issued: IssuedToken,
     refresh_at: Instant,
+    /// Past this a token is not handed out any more: too close to expiry to survive a request.
+    usable_until: Instant,
     /// Distinguishes tokens, so that a 401 invalidates only the token that failed.
     generation: u64,
 }
@@ -54,38 +58,86 @@ pub trait TokenFetcher: Send + Sync {
     async fn fetch(&self) -> Result<IssuedToken, AuthError>;
 }
 
+/// How close to expiry a token stops being handed out.
+const EXPIRY_GUARD: Duration = Duration::from_secs(5);
+
+#[derive(Clone)]
 pub struct TokenCache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     fetcher: Box<dyn TokenFetcher>,
-    current: Mutex<Option<Arc<Token>>>,
+    current: std::sync::Mutex<Option<Arc<Token>>>,
+    /// Held for the whole of every fetch: at most one refresh at a time.
+    fetching: Mutex<()>,
+    /// Whether a background refresh has been started and not finished.
+    refreshing: std::sync::atomic::AtomicBool,
     generation: std::sync::atomic::AtomicU64,
 }
 
 impl TokenCache {
     pub fn new(fetcher: Box<dyn TokenFetcher>) -> Self {
-        Self { fetcher, current: Mutex::new(None), generation: Default::default() }
+        Self {
+            inner: Arc::new(Inner {
+                fetcher,
+                current: std::sync::Mutex::new(None),
+                fetching: Mutex::new(()),
+                refreshing: Default::default(),
+                generation: Default::default(),
+            }),
+        }
     }
 
-    /// A token that is valid and not due for refresh, fetching one if needed.
+    /// A valid token; starts a background refresh when the current one is due, and fetches one
+    /// (waiting for it) only when there is no usable token.
     pub async fn get(&self) -> Result<Arc<Token>, AuthError> {
-        let mut current = self.current.lock().await;
-        if let Some(token) = current.as_ref()
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.clone());
+        use std::sync::atomic::Ordering;
+        if let Some(token) = self.inner.usable() {
+            if Instant::now() >= token.refresh_at && !self.inner.refreshing.swap(true, Ordering::AcqRel) {
+                let (inner, due) = (self.inner.clone(), token.generation);
+                tokio::spawn(async move {
+                    if let Err(e) = inner.refresh(Some(due)).await {
+                        tracing::warn!(error = %e, "background token refresh failed; the next request retries");
+                    }
+                    inner.refreshing.store(false, Ordering::Release);
+                });
+            }
+            return Ok(token);
         }
-        let issued = self.fetcher.fetch().await?;
-        let token = Arc::new(self.wrap(issued));
-        *current = Some(token.clone());
-        Ok(token)
+        self.inner.refresh(None).await
     }
 
     /// Forgets `stale` after the platform rejected it (401). A newer token fetched meanwhile by
     /// another request is kept.
     pub async fn invalidate(&self, stale: &Token) {
-        let mut current = self.current.lock().await;
+        let mut current = self.inner.current.lock().unwrap();
         if current.as_ref().is_some_and(|t| t.generation == stale.generation) {
             *current = None;
         }
+    }
+}
+
+impl Inner {
+    fn usable(&self) -> Option<Arc<Token>> {
+        self.current.lock().unwrap().as_ref().filter(|t| Instant::now() < t.usable_until).cloned()
+    }
+
+    /// Fetches a new token under the fetch lock. `replacing` names the token a background refresh
+    /// was started for; if someone replaced it meanwhile there is nothing to do. A foreground
+    /// call first checks whether the fetch it waited for already produced a usable token.
+    async fn refresh(&self, replacing: Option<u64>) -> Result<Arc<Token>, AuthError> {
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(token) = self.usable() {
+            let still_due = replacing.is_some_and(|g| g == token.generation);
+            if !still_due {
+                return Ok(token);
+            }
+        }
+        let issued = self.fetcher.fetch().await?;
+        let token = Arc::new(self.wrap(issued));
+        *self.current.lock().unwrap() = Some(token.clone());
+        Ok(token)
     }
 
     fn wrap(&self, issued: IssuedToken) -> Token {
@@ -95,7 +147,7 @@ impl TokenCache {
         let at_80 = lifetime.mul_f64(0.8);
         let refresh_after = at_80.min(lifetime.saturating_sub(Duration::from_secs(60)));
         let generation = self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        Token { refresh_at: now + refresh_after, generation, issued }
+        Token { refresh_at: now + refresh_after, usable_until: now + lifetime.saturating_sub(EXPIRY_GUARD), generation, issued }
     }
 }
 
@@ -116,9 +168,9 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn refreshes_at_80_percent_and_only_once_for_concurrent_callers() {
+    async fn one_fetch_serves_concurrent_callers_and_the_refresh_at_80_percent_runs_in_the_background() {
         let calls = Arc::new(AtomicU32::new(0));
-        let cache = Arc::new(TokenCache::new(Box::new(Counting(calls.clone(), Duration::from_secs(3600)))));
+        let cache = TokenCache::new(Box::new(Counting(calls.clone(), Duration::from_secs(3600))));
         let many = futures::future::join_all((0..10).map(|_| {
             let c = cache.clone();
             async move { c.get().await.unwrap().bearer().to_owned() }
@@ -129,7 +181,16 @@ mod tests {
 
         tokio::time::advance(Duration::from_secs(2879)).await; // just under 80%
         assert_eq!(cache.get().await.unwrap().bearer(), "t1");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
         tokio::time::advance(Duration::from_secs(2)).await;
+        // Due: callers keep the valid token while one background fetch runs.
+        let due = futures::future::join_all((0..5).map(|_| {
+            let c = cache.clone();
+            async move { c.get().await.unwrap().bearer().to_owned() }
+        }))
+        .await;
+        assert!(due.iter().all(|t| t == "t1"), "{due:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await; // the fetch takes 10 ms
         assert_eq!(cache.get().await.unwrap().bearer(), "t2");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
@@ -140,11 +201,23 @@ mod tests {
         let cache = TokenCache::new(Box::new(Counting(calls.clone(), Duration::from_secs(200))));
         let first = cache.get().await.unwrap();
         tokio::time::advance(Duration::from_secs(141)).await; // 200 - 60 = 140 < 160 (80%)
+        assert_eq!(cache.get().await.unwrap().bearer(), "t1", "still valid while the refresh runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
         let second = cache.get().await.unwrap();
         assert_eq!(second.bearer(), "t2");
         cache.invalidate(&first).await; // stale: must not drop t2
         assert_eq!(cache.get().await.unwrap().bearer(), "t2");
         cache.invalidate(&second).await;
         assert_eq!(cache.get().await.unwrap().bearer(), "t3");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_token_about_to_expire_is_never_handed_out() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let cache = TokenCache::new(Box::new(Counting(calls.clone(), Duration::from_secs(100))));
+        cache.get().await.unwrap();
+        // Skip the background refresh window entirely (the process was frozen, say).
+        tokio::time::advance(Duration::from_secs(97)).await;
+        assert_eq!(cache.get().await.unwrap().bearer(), "t2");
     }
 }
