@@ -93,7 +93,7 @@ impl CxoneClient {
             http,
             base: config.cxone_base_url.clone(),
             page_size: config.cxone_page_size,
-            tokens: TokenCache::new(Box::new(fetcher)),
+            tokens: TokenCache::new(Box::new(fetcher), config.retry_base_delay),
             policy: RetryPolicy::from_config(config),
             requests,
             throttled_ms: AtomicU64::new(0),
@@ -123,7 +123,13 @@ impl CxoneClient {
                 }
             };
             let status = response.status();
-            if status == StatusCode::UNAUTHORIZED && !reauthenticated {
+            if status == StatusCode::UNAUTHORIZED {
+                if reauthenticated {
+                    // A token fresh from the token endpoint is refused too: an authentication
+                    // failure (credentials revoked or rotated), not an outage.
+                    let body: Value = response.json().await.unwrap_or(Value::Null);
+                    return Err(CxoneError::Auth(AuthError::Rejected { platform: "CXone", status: 401, error: oauth_error(&body) }));
+                }
                 // The token expired or was revoked early: fetch a new one and retry once.
                 tracing::info!("CXone answered 401; refreshing the token and retrying once");
                 self.tokens.invalidate(&token).await;

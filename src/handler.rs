@@ -100,7 +100,7 @@ impl App {
         async move {
             match invocation {
                 Invocation::Sync { full, allow_mass_change } => {
-                    let report = self.sync(CycleRequest { full, allow_mass_change, deadline }).await?;
+                    let report = self.sync(CycleRequest { full, allow_mass_change, deadline, retry: false }).await?;
                     let json = serde_json::to_value(&report).expect("a report serializes");
                     tracing::info!(target: "cycle_report", report = %json, status = ?report.status, "cycle finished");
                     crate::metrics::emit(&self.config, &report, request_id);
@@ -147,11 +147,11 @@ impl App {
         // The credentials may have been rotated: re-read the secret and try once more.
         tracing::warn!("authentication failed; re-reading the credentials secret and retrying once");
         let platforms = self.platforms(true).await?;
-        Ok(self.run_cycle(&platforms, request).await)
+        Ok(self.run_cycle(&platforms, CycleRequest { retry: true, ..request }).await)
     }
 
     async fn run_cycle(&self, platforms: &Platforms, request: CycleRequest) -> CycleReport {
-        self.engine(platforms).run(request).instrument(tracing::info_span!("cycle")).await
+        self.engine(platforms).run(request).instrument(tracing::info_span!("cycle", cycle_id = tracing::field::Empty)).await
     }
 
     fn engine<'a>(&'a self, platforms: &'a Platforms) -> Engine<'a> {

@@ -21,9 +21,19 @@ pub const DIMENSION: &str = "Service";
 /// could not write is in the DLQ, which has its own alarm). `ApiUsagePercent` is left out while
 /// Salesforce has not reported usage, and `WatermarkLagSeconds` while there is no watermark:
 /// a made-up 0 would read as "all is well".
-pub fn document(report: &CycleReport, namespace: &str, service: &str, request_id: &str, now: DateTime<Utc>) -> Value {
+pub fn document(
+    report: &CycleReport,
+    namespace: &str,
+    service: &str,
+    request_id: &str,
+    now: DateTime<Utc>,
+) -> Value {
     let flag = |on: bool| json!(u8::from(on));
-    let skipped_for_budget = report.status == Status::Skipped && report.reason.as_deref().is_some_and(|r| r.starts_with("api_budget"));
+    let skipped_for_budget = report.status == Status::Skipped
+        && report
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("api_budget"));
     let mut metrics: Vec<(&str, &str, Value)> = vec![
         ("Fetched", "Count", json!(report.fetched)),
         ("Created", "Count", json!(report.created)),
@@ -33,23 +43,49 @@ pub fn document(report: &CycleReport, namespace: &str, service: &str, request_id
         ("DeadLettered", "Count", json!(report.dead_lettered)),
         ("Retries", "Count", json!(report.retries)),
         ("ThrottledMs", "Milliseconds", json!(report.throttled_ms)),
-        ("SalesforceRequests", "Count", json!(report.salesforce_requests)),
+        (
+            "SalesforceRequests",
+            "Count",
+            json!(report.salesforce_requests),
+        ),
         ("CxoneRequests", "Count", json!(report.cxone_requests)),
         ("DurationMs", "Milliseconds", json!(report.duration_ms)),
-        ("UnmappedCategories", "Count", json!(report.unmapped_categories)),
-        ("CycleSucceeded", "Count", flag(matches!(report.status, Status::Ok | Status::Partial))),
-        ("CycleFailed", "Count", flag(report.status == Status::Failed)),
+        (
+            "UnmappedCategories",
+            "Count",
+            json!(report.unmapped_categories),
+        ),
+        (
+            "CycleSucceeded",
+            "Count",
+            flag(matches!(report.status, Status::Ok | Status::Partial)),
+        ),
+        (
+            "CycleFailed",
+            "Count",
+            flag(report.status == Status::Failed),
+        ),
         ("CycleSkippedBudget", "Count", flag(skipped_for_budget)),
     ];
     if let Some(usage) = report.sf_api_usage {
         metrics.push(("ApiUsagePercent", "Percent", json!(usage.percent())));
     }
-    let watermark = report.watermark_after.as_deref().and_then(|w| DateTime::parse_from_rfc3339(w).ok());
+    let watermark = report
+        .watermark_after
+        .as_deref()
+        .and_then(|w| DateTime::parse_from_rfc3339(w).ok());
     if let Some(watermark) = watermark {
-        metrics.push(("WatermarkLagSeconds", "Seconds", json!(now.signed_duration_since(watermark).num_seconds())));
+        metrics.push((
+            "WatermarkLagSeconds",
+            "Seconds",
+            json!(now.signed_duration_since(watermark).num_seconds()),
+        ));
     }
 
-    let definitions: Vec<Value> = metrics.iter().map(|(name, unit, _)| json!({"Name": name, "Unit": unit})).collect();
+    let definitions: Vec<Value> = metrics
+        .iter()
+        .map(|(name, unit, _)| json!({"Name": name, "Unit": unit}))
+        .collect();
     let mut line = Map::new();
     line.insert(
         "_aws".into(),
@@ -73,7 +109,14 @@ pub fn document(report: &CycleReport, namespace: &str, service: &str, request_id
 /// the stream CloudWatch extracts EMF from. Anywhere else it goes to stderr with the logs, because
 /// the `invoke` command's stdout must carry nothing but the handler's JSON response.
 pub fn emit(config: &Config, report: &CycleReport, request_id: &str) {
-    let line = document(report, &config.metrics_namespace, &config.service_name, request_id, Utc::now()).to_string();
+    let line = document(
+        report,
+        &config.metrics_namespace,
+        &config.service_name,
+        request_id,
+        Utc::now(),
+    )
+    .to_string();
     // Metrics are best effort: a closed stream must not fail the cycle that already ran.
     let _ = if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
         writeln!(std::io::stdout().lock(), "{line}")
@@ -126,16 +169,28 @@ mod tests {
         assert_eq!(directive["Dimensions"], json!([["Service"]]));
         for definition in directive["Metrics"].as_array().unwrap() {
             let name = definition["Name"].as_str().unwrap();
-            assert!(line[name].is_number(), "{name} has no numeric value in {line}");
+            assert!(
+                line[name].is_number(),
+                "{name} has no numeric value in {line}"
+            );
         }
     }
 
     #[test]
     fn a_cycle_becomes_one_emf_document_with_the_alarmed_names() {
-        let line = document(&report(Status::Partial, None), "DispositionSync", "stack-a", "req-9", now());
+        let line = document(
+            &report(Status::Partial, None),
+            "DispositionSync",
+            "stack-a",
+            "req-9",
+            now(),
+        );
         assert_well_formed(&line);
         assert_eq!(line["_aws"]["Timestamp"], json!(now().timestamp_millis()));
-        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Namespace"], "DispositionSync");
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Namespace"],
+            "DispositionSync"
+        );
         assert_eq!(line["Service"], "stack-a");
         let expected = json!({
             "Fetched": 12, "Created": 3, "Updated": 5, "Archived": 1, "Failed": 2, "DeadLettered": 1,
@@ -146,7 +201,10 @@ mod tests {
         for (name, value) in expected.as_object().unwrap() {
             assert_eq!(&line[name], value, "{name}");
         }
-        assert_eq!((&line["cycle_id"], &line["status"], &line["request_id"]), (&json!("c-1"), &json!("partial"), &json!("req-9")));
+        assert_eq!(
+            (&line["cycle_id"], &line["status"], &line["request_id"]),
+            (&json!("c-1"), &json!("partial"), &json!("req-9"))
+        );
         let units: Map<String, Value> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap()
@@ -154,19 +212,42 @@ mod tests {
             .map(|m| (m["Name"].as_str().unwrap().to_owned(), m["Unit"].clone()))
             .collect();
         assert_eq!(units.len(), expected.as_object().unwrap().len());
-        assert_eq!((&units["DurationMs"], &units["WatermarkLagSeconds"], &units["ApiUsagePercent"]), (&json!("Milliseconds"), &json!("Seconds"), &json!("Percent")));
+        assert_eq!(
+            (
+                &units["DurationMs"],
+                &units["WatermarkLagSeconds"],
+                &units["ApiUsagePercent"]
+            ),
+            (&json!("Milliseconds"), &json!("Seconds"), &json!("Percent"))
+        );
     }
 
     #[test]
     fn the_outcome_flags_follow_the_status_and_reason() {
         let flags = |status, reason| {
             let line = document(&report(status, reason), "N", "s", "r", now());
-            (line["CycleSucceeded"].as_u64(), line["CycleFailed"].as_u64(), line["CycleSkippedBudget"].as_u64())
+            (
+                line["CycleSucceeded"].as_u64(),
+                line["CycleFailed"].as_u64(),
+                line["CycleSkippedBudget"].as_u64(),
+            )
         };
         assert_eq!(flags(Status::Ok, None), (Some(1), Some(0), Some(0)));
-        assert_eq!(flags(Status::Failed, Some("cxone_unavailable: 503")), (Some(0), Some(1), Some(0)));
-        assert_eq!(flags(Status::Skipped, Some("api_budget: usage 90%")), (Some(0), Some(0), Some(1)));
-        assert_eq!(flags(Status::Skipped, Some("another invocation took the lease first")), (Some(0), Some(0), Some(0)));
+        assert_eq!(
+            flags(Status::Failed, Some("cxone_unavailable: 503")),
+            (Some(0), Some(1), Some(0))
+        );
+        assert_eq!(
+            flags(Status::Skipped, Some("api_budget: usage 90%")),
+            (Some(0), Some(0), Some(1))
+        );
+        assert_eq!(
+            flags(
+                Status::Skipped,
+                Some("another invocation took the lease first")
+            ),
+            (Some(0), Some(0), Some(0))
+        );
     }
 
     #[test]
@@ -176,8 +257,19 @@ mod tests {
         first.watermark_after = None;
         let line = document(&first, "N", "s", "r", now());
         assert_well_formed(&line);
-        assert!(line.get("ApiUsagePercent").is_none() && line.get("WatermarkLagSeconds").is_none(), "{line}");
-        let names: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().unwrap().iter().map(|m| m["Name"].as_str().unwrap()).collect();
-        assert!(!names.contains(&"ApiUsagePercent") && !names.contains(&"WatermarkLagSeconds"), "{names:?}");
+        assert!(
+            line.get("ApiUsagePercent").is_none() && line.get("WatermarkLagSeconds").is_none(),
+            "{line}"
+        );
+        let names: Vec<&str> = line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["Name"].as_str().unwrap())
+            .collect();
+        assert!(
+            !names.contains(&"ApiUsagePercent") && !names.contains(&"WatermarkLagSeconds"),
+            "{names:?}"
+        );
     }
 }

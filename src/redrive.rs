@@ -106,7 +106,9 @@ impl Engine<'_> {
         let fates = self.redrive_leased(messages, deadline).await;
         // Release the lease, keeping everything else the cycle owns (the redrive never moves the
         // watermark: replayed records are older than it by construction).
-        self.release(&stored.state, version).await;
+        let mut released = stored.state;
+        released.lease = None;
+        self.release(&released, version).await;
         fates
     }
 

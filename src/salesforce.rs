@@ -147,9 +147,17 @@ pub struct SalesforceClient {
     object: String,
     external_id_field: String,
     tokens: TokenCache,
+    /// First backoff step when a read fails transiently.
+    retry_base: Duration,
     requests: std::sync::Arc<AtomicU64>,
     usage: Mutex<Option<ApiUsage>>,
 }
+
+/// Tries per read (GET: describe, query pages) when Salesforce fails transiently. Writes are not
+/// retried here: the engine retries them per record, and counts it.
+const READ_ATTEMPTS: u32 = 3;
+/// The longest wait between two tries of a read.
+const READ_MAX_WAIT: Duration = Duration::from_secs(10);
 
 impl SalesforceClient {
     pub fn new(config: &Config, http: reqwest::Client, credentials: ClientCredentials) -> Self {
@@ -166,7 +174,8 @@ impl SalesforceClient {
             api_version: config.sf_api_version.clone(),
             object: config.sf_object.clone(),
             external_id_field: config.sf_external_id_field.clone(),
-            tokens: TokenCache::new(Box::new(fetcher)),
+            tokens: TokenCache::new(Box::new(fetcher), config.retry_base_delay),
+            retry_base: config.retry_base_delay,
             requests,
             usage: Mutex::new(None),
         }
@@ -179,9 +188,12 @@ impl SalesforceClient {
     }
 
     /// Sends one REST call to the URL `url` builds from the instance URL, refreshing the token
-    /// and retrying once on 401. Returns the status and the body text.
+    /// and retrying once on 401, and retrying a read (GET) that fails transiently with
+    /// exponential backoff and jitter, up to [`READ_ATTEMPTS`] tries. Returns the status and the
+    /// body text.
     async fn call_url(&self, method: Method, url: impl Fn(&Url) -> Url, body: Option<&Value>) -> Result<(StatusCode, String), SalesforceError> {
         let mut reauthenticated = false;
+        let mut transient_failures = 0;
         loop {
             let token = self.tokens.get().await?;
             let instance = token
@@ -195,32 +207,44 @@ impl SalesforceClient {
                 request = request.json(body);
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let response = request.send().await.map_err(|e| SalesforceError::Transient(describe_transport_error(&e)))?;
-            if let Some(usage) = response.headers().get("sforce-limit-info").and_then(|v| v.to_str().ok()).and_then(ApiUsage::parse) {
-                *self.usage.lock().unwrap() = Some(usage);
-            }
-            let status = response.status();
-            let text = response.text().await.map_err(|e| SalesforceError::Transient(describe_transport_error(&e)))?;
-            if status == StatusCode::UNAUTHORIZED {
-                if reauthenticated {
-                    return Err(SalesforceError::SessionRejected);
+            let failure = match request.send().await {
+                Err(e) => describe_transport_error(&e),
+                Ok(response) => {
+                    if let Some(usage) = response.headers().get("sforce-limit-info").and_then(|v| v.to_str().ok()).and_then(ApiUsage::parse) {
+                        *self.usage.lock().unwrap() = Some(usage);
+                    }
+                    let status = response.status();
+                    match response.text().await {
+                        Err(e) => describe_transport_error(&e),
+                        Ok(_) if status == StatusCode::UNAUTHORIZED => {
+                            if reauthenticated {
+                                return Err(SalesforceError::SessionRejected);
+                            }
+                            tracing::info!("Salesforce answered 401 INVALID_SESSION_ID; refreshing the token and retrying once");
+                            self.tokens.invalidate(&token).await;
+                            reauthenticated = true;
+                            continue;
+                        }
+                        Ok(text) if status.is_success() => return Ok((status, text)),
+                        Ok(text) => {
+                            let (code, message) = request_error(&text);
+                            if status == StatusCode::FORBIDDEN && code == "REQUEST_LIMIT_EXCEEDED" {
+                                return Err(SalesforceError::RequestLimit);
+                            }
+                            if retry::http_status(status.as_u16()) != Class::Transient && retry::salesforce_code(&code) != Class::Transient {
+                                return Err(SalesforceError::Rejected { status: status.as_u16(), code, message });
+                            }
+                            format!("HTTP {status} {code}: {message}")
+                        }
+                    }
                 }
-                tracing::info!("Salesforce answered 401 INVALID_SESSION_ID; refreshing the token and retrying once");
-                self.tokens.invalidate(&token).await;
-                reauthenticated = true;
-                continue;
+            };
+            transient_failures += 1;
+            if method != Method::GET || transient_failures >= READ_ATTEMPTS {
+                return Err(SalesforceError::Transient(failure));
             }
-            if status.is_success() {
-                return Ok((status, text));
-            }
-            let (code, message) = request_error(&text);
-            if status == StatusCode::FORBIDDEN && code == "REQUEST_LIMIT_EXCEEDED" {
-                return Err(SalesforceError::RequestLimit);
-            }
-            if retry::http_status(status.as_u16()) == Class::Transient || retry::salesforce_code(&code) == Class::Transient {
-                return Err(SalesforceError::Transient(format!("HTTP {status} {code}: {message}")));
-            }
-            return Err(SalesforceError::Rejected { status: status.as_u16(), code, message });
+            tracing::warn!(reason = %failure, attempt = transient_failures, "Salesforce read failed transiently; retrying");
+            tokio::time::sleep(retry::exponential_jitter(transient_failures, self.retry_base, READ_MAX_WAIT)).await;
         }
     }
 }

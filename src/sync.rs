@@ -50,6 +50,8 @@ pub struct Settings {
     /// Refuse a cycle that would archive or flag more than this share of the active records.
     pub max_archive_percent: u32,
     pub category_aliases: BTreeMap<String, String>,
+    /// `RETENTION_DAYS`: archived codes older than this are left purged by reconciliation.
+    pub retention: chrono::Duration,
 }
 
 impl Settings {
@@ -68,6 +70,7 @@ impl Settings {
             deadline_margin: c.http_timeout + Duration::from_secs(5),
             max_archive_percent: c.max_archive_percent,
             category_aliases: c.category_aliases.clone(),
+            retention: chrono::Duration::days(c.retention_days as i64),
         }
     }
 }
@@ -79,6 +82,9 @@ pub struct CycleRequest {
     pub full: bool,
     /// Let this one cycle pass the mass-change breaker.
     pub allow_mass_change: bool,
+    /// A second attempt within the same invocation (after re-reading the credentials): the
+    /// minimum poll interval does not apply to it.
+    pub retry: bool,
     /// When the invocation must have returned (the Lambda deadline).
     pub deadline: Option<DateTime<Utc>>,
 }
@@ -196,6 +202,7 @@ impl Engine<'_> {
     pub async fn run(&self, request: CycleRequest) -> CycleReport {
         let started = Instant::now();
         let cycle_id = uuid::Uuid::new_v4().to_string();
+        tracing::Span::current().record("cycle_id", cycle_id.as_str());
         let (cx0, sf0, throttle0) = (self.source.requests(), self.sink.requests(), self.source.throttled_ms());
         let mut report = CycleReport {
             status: Status::Failed,
@@ -248,6 +255,7 @@ impl Engine<'_> {
             return skip(report, format!("another cycle ({}) holds the lease until {}", lease.owner, crate::domain::format_ts(lease.expires)));
         }
         if let Some(last) = before.last_cycle_started
+            && !request.retry
             && !s.min_poll_interval.is_zero()
             && now.signed_duration_since(last) < chrono::Duration::from_std(s.min_poll_interval).unwrap_or_default()
         {
@@ -272,7 +280,9 @@ impl Engine<'_> {
             Err(StateError::Conflict { .. }) => return skip(report, "another invocation took the lease first".into()),
             Err(e) => return fail(report, format!("state_unavailable: {e}")),
         };
+        // What the item holds once this cycle lets go: no lease (a stale one taken over included).
         let mut released = before.clone();
+        released.lease = None;
         released.last_cycle_started = Some(now);
 
         // 3. Fetch.
@@ -335,6 +345,8 @@ impl Engine<'_> {
         let mut unmapped = BTreeSet::new();
         let mut reconcile = Reconcile::default();
         let mut archiving = 0usize;
+        // Inactive codes in a delta; they archive something only if Salesforce has them active.
+        let mut deactivating: Vec<String> = Vec::new();
         for d in &all {
             if sf_rows.is_none() && already(d) {
                 continue;
@@ -360,6 +372,12 @@ impl Engine<'_> {
                             archiving += 1;
                         }
                     }
+                    // Archived longer than the retention period: the purge removed it on
+                    // purpose, so reconciliation must not bring it back.
+                    None if !disposition.is_active && now.signed_duration_since(disposition.last_modified) > s.retention => {
+                        unchanged.insert(d.id.as_str().to_owned());
+                        continue;
+                    }
                     None => {
                         reconcile.missing += 1;
                         if reconcile.missing_ids.len() < 50 {
@@ -368,7 +386,7 @@ impl Engine<'_> {
                     }
                 }
             } else if !disposition.is_active {
-                archiving += 1;
+                deactivating.push(d.id.as_str().to_owned());
             }
             if let Some(c) = &mapped.unmapped_category {
                 report.unmapped_categories += 1;
@@ -407,8 +425,11 @@ impl Engine<'_> {
                 reconcile.stale_ids.sort();
                 Some(reconcile.salesforce_active)
             }
-            None if archiving > 0 => match self.active_count().await {
-                Ok(n) => Some(n),
+            None if !deactivating.is_empty() => match self.active_ids().await {
+                Ok(active) => {
+                    archiving = deactivating.iter().filter(|id| active.contains(id.as_str())).count();
+                    Some(active.len())
+                }
                 Err(e) => {
                     self.release(&released, leased_version).await;
                     return fail(report, format!("{}: counting active records failed: {e}", failure_kind(&e)));
@@ -726,10 +747,11 @@ impl Engine<'_> {
             .collect())
     }
 
-    /// How many records are active in Salesforce (for the mass-change breaker of a delta).
-    async fn active_count(&self) -> Result<usize, SalesforceError> {
+    /// The external IDs of the records active in Salesforce (for the breaker of a delta).
+    async fn active_ids(&self) -> Result<HashSet<String>, SalesforceError> {
         let t = &self.settings.target;
-        Ok(self.sink.query(&format!("SELECT Id FROM {} WHERE IsActive__c = true", t.object)).await?.len())
+        let rows = self.sink.query(&format!("SELECT {} FROM {} WHERE IsActive__c = true", t.external_id_field, t.object)).await?;
+        Ok(rows.iter().filter_map(|r| r.get(&t.external_id_field)?.as_str().map(str::to_owned)).collect())
     }
 }
 

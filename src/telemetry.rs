@@ -11,7 +11,9 @@
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
-    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
+        .or_else(|_| std::env::var("RUST_LOG"))
+        .unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
         .json()
         .with_current_span(false)
@@ -26,7 +28,11 @@ pub fn init() {
 fn filter(level: &str) -> EnvFilter {
     let level = level.trim().to_lowercase();
     // Lambda's scale ends at FATAL, which tracing does not have; its closest level is error.
-    let level = if level == "fatal" { "error".to_owned() } else { level };
+    let level = if level == "fatal" {
+        "error".to_owned()
+    } else {
+        level
+    };
     EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
@@ -40,7 +46,13 @@ mod tests {
         assert_eq!(filter("FATAL").max_level_hint(), Some(LevelFilter::ERROR));
         assert_eq!(filter("WARN").max_level_hint(), Some(LevelFilter::WARN));
         assert_eq!(filter("TRACE").max_level_hint(), Some(LevelFilter::TRACE));
-        assert_eq!(filter("disposition_sync=debug").max_level_hint(), Some(LevelFilter::DEBUG));
-        assert_eq!(filter("disposition_sync=loud").max_level_hint(), Some(LevelFilter::INFO));
+        assert_eq!(
+            filter("disposition_sync=debug").max_level_hint(),
+            Some(LevelFilter::DEBUG)
+        );
+        assert_eq!(
+            filter("disposition_sync=loud").max_level_hint(),
+            Some(LevelFilter::INFO)
+        );
     }
 }

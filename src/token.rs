@@ -5,7 +5,8 @@
 //! still valid one: no request waits for a refresh it did not need. Only when there is no usable
 //! token (first use, after a 401, or a background refresh that failed until the token is about to
 //! expire) do requests wait, and then for the one fetch in progress: every fetch runs under one
-//! lock, so concurrent requests never start their own.
+//! lock, so concurrent requests never start their own. A token endpoint that is briefly
+//! unavailable (network error, 5xx) is tried again with backoff; a refusal is not.
 
 use crate::secrets::SecretString;
 use async_trait::async_trait;
@@ -61,6 +62,12 @@ pub trait TokenFetcher: Send + Sync {
 /// How close to expiry a token stops being handed out.
 const EXPIRY_GUARD: Duration = Duration::from_secs(5);
 
+/// Tries per token fetch while the endpoint is unavailable: a blip there must cost a short wait,
+/// not the cycle (and not a re-read of the credentials, which are fine).
+const FETCH_ATTEMPTS: u32 = 3;
+/// The longest wait between two tries of a token fetch.
+const FETCH_MAX_WAIT: Duration = Duration::from_secs(10);
+
 #[derive(Clone)]
 pub struct TokenCache {
     inner: Arc<Inner>,
@@ -68,6 +75,8 @@ pub struct TokenCache {
 
 struct Inner {
     fetcher: Box<dyn TokenFetcher>,
+    /// First backoff step between tries of an unavailable token endpoint.
+    retry_base: Duration,
     current: std::sync::Mutex<Option<Arc<Token>>>,
     /// Held for the whole of every fetch: at most one refresh at a time.
     fetching: Mutex<()>,
@@ -77,10 +86,12 @@ struct Inner {
 }
 
 impl TokenCache {
-    pub fn new(fetcher: Box<dyn TokenFetcher>) -> Self {
+    /// `retry_base` is the first backoff step when the token endpoint is unavailable.
+    pub fn new(fetcher: Box<dyn TokenFetcher>, retry_base: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {
                 fetcher,
+                retry_base,
                 current: std::sync::Mutex::new(None),
                 fetching: Mutex::new(()),
                 refreshing: Default::default(),
@@ -134,10 +145,26 @@ impl Inner {
                 return Ok(token);
             }
         }
-        let issued = self.fetcher.fetch().await?;
+        let issued = self.fetch().await?;
         let token = Arc::new(self.wrap(issued));
         *self.current.lock().unwrap() = Some(token.clone());
         Ok(token)
+    }
+
+    /// One fetch, tried up to [`FETCH_ATTEMPTS`] times with exponential backoff and jitter while
+    /// the endpoint is unavailable. A refusal is returned at once: trying again cannot fix it.
+    async fn fetch(&self) -> Result<IssuedToken, AuthError> {
+        let mut attempt = 1;
+        loop {
+            match self.fetcher.fetch().await {
+                Err(e @ AuthError::Unavailable { .. }) if attempt < FETCH_ATTEMPTS => {
+                    tracing::warn!(error = %e, attempt, "token endpoint unavailable; trying again");
+                    tokio::time::sleep(crate::retry::exponential_jitter(attempt, self.retry_base, FETCH_MAX_WAIT)).await;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
     }
 
     fn wrap(&self, issued: IssuedToken) -> Token {
@@ -170,7 +197,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_fetch_serves_concurrent_callers_and_the_refresh_at_80_percent_runs_in_the_background() {
         let calls = Arc::new(AtomicU32::new(0));
-        let cache = TokenCache::new(Box::new(Counting(calls.clone(), Duration::from_secs(3600))));
+        let cache = TokenCache::new(Box::new(Counting(calls.clone(), Duration::from_secs(3600))), Duration::ZERO);
         let many = futures::future::join_all((0..10).map(|_| {
             let c = cache.clone();
             async move { c.get().await.unwrap().bearer().to_owned() }
@@ -198,7 +225,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn short_lifetimes_refresh_at_least_60_seconds_early_and_invalidate_only_the_stale_token() {
         let calls = Arc::new(AtomicU32::new(0));
-        let cache = TokenCache::new(Box::new(Counting(calls.clone(), Duration::from_secs(200))));
+        let cache = TokenCache::new(Box::new(Counting(calls.clone(), Duration::from_secs(200))), Duration::ZERO);
         let first = cache.get().await.unwrap();
         tokio::time::advance(Duration::from_secs(141)).await; // 200 - 60 = 140 < 160 (80%)
         assert_eq!(cache.get().await.unwrap().bearer(), "t1", "still valid while the refresh runs");
@@ -214,10 +241,47 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_token_about_to_expire_is_never_handed_out() {
         let calls = Arc::new(AtomicU32::new(0));
-        let cache = TokenCache::new(Box::new(Counting(calls.clone(), Duration::from_secs(100))));
+        let cache = TokenCache::new(Box::new(Counting(calls.clone(), Duration::from_secs(100))), Duration::ZERO);
         cache.get().await.unwrap();
         // Skip the background refresh window entirely (the process was frozen, say).
         tokio::time::advance(Duration::from_secs(97)).await;
         assert_eq!(cache.get().await.unwrap().bearer(), "t2");
+    }
+
+    /// Fails with the scripted errors first, then issues tokens.
+    struct Scripted(std::sync::Mutex<Vec<AuthError>>, Arc<AtomicU32>);
+
+    #[async_trait]
+    impl TokenFetcher for Scripted {
+        async fn fetch(&self) -> Result<IssuedToken, AuthError> {
+            self.1.fetch_add(1, Ordering::SeqCst);
+            match self.0.lock().unwrap().pop() {
+                Some(e) => Err(e),
+                None => Ok(IssuedToken { access_token: SecretString::new("t"), lifetime: Duration::from_secs(3600), instance_url: None }),
+            }
+        }
+    }
+
+    fn down() -> AuthError {
+        AuthError::Unavailable { platform: "Test", reason: "HTTP 503".into() }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_unavailable_token_endpoint_is_tried_again_and_a_refusal_is_not() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let blip = TokenCache::new(Box::new(Scripted(std::sync::Mutex::new(vec![down(), down()]), calls.clone())), Duration::from_millis(100));
+        assert_eq!(blip.get().await.unwrap().bearer(), "t");
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+
+        let calls = Arc::new(AtomicU32::new(0));
+        let outage = TokenCache::new(Box::new(Scripted(std::sync::Mutex::new(vec![down(), down(), down()]), calls.clone())), Duration::from_millis(100));
+        assert!(matches!(outage.get().await, Err(AuthError::Unavailable { .. })));
+        assert_eq!(calls.load(Ordering::SeqCst), FETCH_ATTEMPTS);
+
+        let calls = Arc::new(AtomicU32::new(0));
+        let refused = AuthError::Rejected { platform: "Test", status: 400, error: "invalid_client".into() };
+        let rejected = TokenCache::new(Box::new(Scripted(std::sync::Mutex::new(vec![refused]), calls.clone())), Duration::from_millis(100));
+        assert!(matches!(rejected.get().await, Err(AuthError::Rejected { .. })));
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }

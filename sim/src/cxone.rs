@@ -234,6 +234,12 @@ impl CxoneSim {
         lock(&self.shared.latency).insert(endpoint.to_owned(), delay);
     }
 
+    /// Every access token issued so far, expired ones included (in no particular order): tests
+    /// look for them in what the client logged.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        lock(&self.shared.tokens).expiry.keys().cloned().collect()
+    }
+
     /// Expires every token issued so far: the next API call with one gets 401.
     pub fn expire_tokens(&self) {
         lock(&self.shared.tokens).expire_all();

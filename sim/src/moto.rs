@@ -14,10 +14,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-/// How long moto may take to answer its first request. It usually takes well under a second, but
-/// importing moto on a loaded 2-core machine has been seen to take several.
+/// How long moto may take to answer its first request: usually well under a second, but Python
+/// imports are slow on a machine busy compiling, and many tests start a server at once.
 const READY_TIMEOUT: Duration = Duration::from_secs(15);
-/// How often to start again on a new port when another process took the port in the meantime.
+/// How many ports to try when another process takes the chosen port before moto binds it.
 const PORT_ATTEMPTS: usize = 3;
 const INSTALL_HINT: &str = "run `make setup` (or `pip install 'moto[server]==5.2.5'`), or set MOTO_SERVER to the moto_server executable";
 
@@ -135,7 +135,8 @@ fn launch(executable: &Path, port: u16) -> Result<Launch, String> {
                 Err(format!("{message}\n{INSTALL_HINT}"))
             };
         }
-        // Checked after the exit test above, so a server that answers is ours and still running.
+        // After the exit check: a moto that lost its port exits at once, so an answer here comes
+        // from ours rather than from whoever took the port.
         if answers(port) {
             return Ok(Launch::Ready(moto));
         }

@@ -117,8 +117,10 @@ pub(crate) struct State {
     url: String,
     schema: Vec<FieldSpec>,
     store: Store,
-    /// Access tokens issued, with when.
+    /// Access tokens not revoked by `expire_tokens`, with when each was issued.
     tokens: HashMap<String, Instant>,
+    /// Every access token issued, expired or not, in order.
+    issued_tokens: Vec<String>,
     api_used: u64,
     api_max: u64,
     faults: HashMap<String, VecDeque<(Fault, u32)>>,
@@ -138,6 +140,7 @@ impl State {
             url: String::new(),
             store: Store::default(),
             tokens: HashMap::new(),
+            issued_tokens: Vec::new(),
             api_used: 0,
             faults: HashMap::new(),
             latency: HashMap::new(),
@@ -376,6 +379,12 @@ impl SalesforceSim {
     /// retrying client must survive.
     pub fn set_latency(&self, endpoint: &str, delay: Duration) {
         self.shared.state().set_latency(endpoint, delay);
+    }
+
+    /// Every access token this org has issued, expired ones included, oldest first: tests look
+    /// for them in what the client logged.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.state().issued_tokens.clone()
     }
 
     /// Invalidates every token issued so far: their next use gets 401 `INVALID_SESSION_ID`.

@@ -21,15 +21,13 @@ const REGION: &str = "us-east-1";
 const ACCESS_KEY: &str = "test";
 const SECRET_KEY: &str = "test";
 
-/// The credentials secret the simulators accept.
-const SECRET_JSON: &str = r#"{"cxone":{"client_id":"cx-client","client_secret":"cx-secret"},"salesforce":{"client_id":"sf-client","client_secret":"sf-secret"}}"#;
-
 /// How long [`queue_bodies`] hides the messages it has seen. Long enough to outlast the loop; if
 /// the process dies mid-way they reappear on their own after this.
 const PEEK_HIDE_SECONDS: i32 = 30;
 
-/// An SDK configuration for moto at `endpoint`: region us-east-1, static test credentials, and
-/// nothing looked up from the host (no profile region, no instance metadata).
+/// An SDK configuration for moto at `endpoint`: region us-east-1 and static test credentials, all
+/// set explicitly so that no region, credentials or endpoint from the host's environment or AWS
+/// profile can send a test's calls anywhere else.
 pub async fn sdk_config(endpoint: &str) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new(REGION))
@@ -250,16 +248,32 @@ pub struct LocalWorld {
 }
 
 impl LocalWorld {
-    /// Starts a world whose AWS resources are named after `prefix` (unique per moto server). The
-    /// secret holds the client credentials both simulators accept.
+    /// Starts a world whose AWS resources are named after `prefix` (unique per moto server), with
+    /// simulators on their default settings. The secret holds the client credentials both
+    /// simulators accept.
     pub async fn start(prefix: &str) -> Result<LocalWorld, String> {
+        Self::start_with(prefix, CxoneConfig::default(), SalesforceConfig::default()).await
+    }
+
+    /// Like [`LocalWorld::start`], with simulators set up by `cxone` and `salesforce`. The secret
+    /// holds the client credentials the two configurations name.
+    pub async fn start_with(
+        prefix: &str,
+        cxone: CxoneConfig,
+        salesforce: SalesforceConfig,
+    ) -> Result<LocalWorld, String> {
+        let secret_json = serde_json::json!({
+            "cxone": {"client_id": cxone.client_id, "client_secret": cxone.client_secret},
+            "salesforce": {"client_id": salesforce.client_id, "client_secret": salesforce.client_secret},
+        })
+        .to_string();
         let moto = tokio::task::spawn_blocking(Moto::start)
             .await
             .map_err(|e| format!("starting moto panicked: {e}"))??;
-        let cxone = CxoneSim::start(CxoneConfig::default()).await;
-        let salesforce = SalesforceSim::start(SalesforceConfig::default()).await;
+        let cxone = CxoneSim::start(cxone).await;
+        let salesforce = SalesforceSim::start(salesforce).await;
         let sdk = sdk_config(&moto.endpoint()).await;
-        let aws = create_resources(&sdk, prefix, SECRET_JSON).await;
+        let aws = create_resources(&sdk, prefix, &secret_json).await;
         Ok(LocalWorld {
             moto,
             cxone,

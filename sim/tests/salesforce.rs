@@ -358,9 +358,14 @@ async fn upsert_creates_then_updates_with_patch_semantics() {
     let before = org.sim.record("1001").unwrap();
     assert_eq!(before.id, results[0]["id"].as_str().unwrap());
     assert_eq!(before.fields["IsActive__c"], json!(true));
-    // An unset checkbox is false, an unset text field null.
+    // An unset field takes its default: IsActive__c true (as the metadata defines it), other
+    // checkboxes false, text null.
     assert_eq!(
         org.sim.record("1002").unwrap().fields["IsActive__c"],
+        json!(true)
+    );
+    assert_eq!(
+        org.sim.record("1002").unwrap().fields["NeedsReview__c"],
         json!(false)
     );
     assert_eq!(

@@ -201,6 +201,7 @@ fn letter(i: usize, source_bytes: usize) -> DeadLetter {
         },
         attempts: 3,
         failed_at,
+        redrive_attempts: 0,
     }
 }
 

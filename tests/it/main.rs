@@ -4,6 +4,11 @@
 mod archival;
 mod aws;
 mod cycle;
+mod faults;
 mod harness;
+mod kill;
+mod metadata;
+mod observability;
+mod props;
 mod redrive;
 mod support;

@@ -101,9 +101,11 @@ async fn run(args: Args) -> Result<(), String> {
         write_atomically(path, "")?;
     }
     eprintln!(
-        "local-world: ready (moto pid {} at {}, CXone at {}, Salesforce at {}, {} codes seeded); stop with SIGINT or SIGTERM",
+        "local-world: ready (moto pid {} at {}, log {}; CXone at {}; Salesforce at {}; {} codes seeded); \
+         stop with SIGINT or SIGTERM",
         world.moto.pid(),
         world.moto.endpoint(),
+        world.moto.log_path().display(),
         world.cxone.url(),
         world.salesforce.url(),
         args.seed

@@ -471,6 +471,7 @@ fn token(state: &mut State, parts: &Parts, body: &[u8]) -> Response {
     state
         .tokens
         .insert(access_token.clone(), std::time::Instant::now());
+    state.issued_tokens.push(access_token.clone());
     json_response(
         StatusCode::OK,
         &json!({

@@ -48,6 +48,9 @@ pub struct FieldSpec {
     pub restricted_picklist: bool,
     /// Active values of a picklist, in display order; empty for other types.
     pub picklist_values: Vec<String>,
+    /// The value a new record gets when the insert leaves the field out (the metadata's and
+    /// describe's `defaultValue`): a checkbox's default, null for the other types.
+    pub default_value: Value,
 }
 
 /// The external ID field of the default schema.
@@ -94,7 +97,7 @@ pub fn schema_with_external_id(external_id_field: &str) -> Vec<FieldSpec> {
             id_lookup: true,
             ..field(
                 external_id_field,
-                "CXone Disposition Id",
+                "CXone Disposition ID",
                 FieldType::String,
                 50,
             )
@@ -108,6 +111,7 @@ pub fn schema_with_external_id(external_id_field: &str) -> Vec<FieldSpec> {
         field("RawCategory__c", "Raw Category", FieldType::String, 255),
         FieldSpec {
             nillable: false,
+            default_value: Value::Bool(true),
             ..field("IsActive__c", "Active", FieldType::Boolean, 0)
         },
         field(
@@ -133,7 +137,8 @@ pub fn schema_with_external_id(external_id_field: &str) -> Vec<FieldSpec> {
     ]
 }
 
-/// A writable, nillable custom field with no external ID or picklist settings.
+/// A writable, nillable custom field with no external ID or picklist settings; a checkbox
+/// defaults to false.
 fn field(name: &str, label: &str, field_type: FieldType, length: usize) -> FieldSpec {
     FieldSpec {
         name: name.to_string(),
@@ -149,6 +154,11 @@ fn field(name: &str, label: &str, field_type: FieldType, length: usize) -> Field
         id_lookup: false,
         restricted_picklist: false,
         picklist_values: Vec::new(),
+        default_value: if field_type == FieldType::Boolean {
+            Value::Bool(false)
+        } else {
+            Value::Null
+        },
     }
 }
 
@@ -179,6 +189,7 @@ impl FieldSpec {
             "idLookup": self.id_lookup,
             "restrictedPicklist": self.restricted_picklist,
             "picklistValues": picklist,
+            "defaultValue": self.default_value,
         })
     }
 
@@ -195,14 +206,6 @@ impl FieldSpec {
     /// The prefix of validation messages, e.g. `Category: bad value for restricted picklist field`.
     fn message_label(&self) -> &str {
         self.name.strip_suffix("__c").unwrap_or(&self.name)
-    }
-
-    /// The value a new record holds when the insert does not set this field.
-    pub(crate) fn default_value(&self) -> Value {
-        match self.field_type {
-            FieldType::Boolean => Value::Bool(false),
-            _ => Value::Null,
-        }
     }
 
     /// Converts a JSON value from a request body into its stored form: empty strings become

@@ -45,7 +45,7 @@ impl Store {
         let mut fields: Map<String, Value> = schema
             .iter()
             .filter(|f| !f.is_system())
-            .map(|f| (f.name.clone(), f.default_value()))
+            .map(|f| (f.name.clone(), f.default_value.clone()))
             .collect();
         apply(schema, &mut fields, values);
         if fields.get("Name").is_none_or(Value::is_null) {
