@@ -191,7 +191,7 @@ impl DispositionSource for CxoneClient {
             let body = self.get_json(url).await?.unwrap_or(Value::Array(vec![]));
             let items = page_items(body)?;
             // A server that ignores `page` would make us loop forever: stop on a repeated page.
-            if items.first().is_some() && items.first() == previous_first.as_ref() {
+            if !items.is_empty() && items.first() == previous_first.as_ref() {
                 return Err(CxoneError::BadResponse(format!("page {page} repeats page {}: paging is ignored", page - 1)));
             }
             previous_first = items.first().cloned();

@@ -185,6 +185,10 @@ pub(crate) struct Item {
     pub(crate) payload: Value,
 }
 
+/// One upsert call: the indexes it carried and its result (`None` when it was not sent because
+/// the cycle was stopping).
+type BatchResult = (Vec<usize>, Option<Result<Vec<UpsertOutcome>, SalesforceError>>);
+
 /// What happened to the records of one write (indexes into the items written).
 #[derive(Default)]
 pub(crate) struct Outcome {
@@ -548,7 +552,7 @@ impl Engine<'_> {
             }
             let batches: Vec<Vec<usize>> = pending.chunks(s.batch_size).map(<[usize]>::to_vec).collect();
             let shared: &[Item] = items;
-            let results: Vec<(Vec<usize>, Option<Result<Vec<UpsertOutcome>, SalesforceError>>)> = futures::stream::iter(batches)
+            let results: Vec<BatchResult> = futures::stream::iter(batches)
                 .map(|batch| {
                     let stop = &stop;
                     async move {
@@ -810,7 +814,7 @@ fn remember<'a>(
         *entry = (*entry).max(d.last_modified);
     }
     let mut kept: Vec<(String, DateTime<Utc>)> = merged.into_iter().filter(|(_, lm)| *lm > horizon).collect();
-    kept.sort_by(|a, b| b.1.cmp(&a.1));
+    kept.sort_by_key(|entry| std::cmp::Reverse(entry.1));
     kept.truncate(MAX_RECENT);
     kept.into_iter().collect()
 }

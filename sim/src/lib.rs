@@ -7,6 +7,7 @@
 //! - [`cxone`]: the CXone dispositions API as the implementation guide describes it.
 //! - [`salesforce`]: OAuth, sObject Collections upsert, query, describe, limits and delete.
 //! - [`moto`]: a moto server process (AWS on loopback), started and killed by PID.
+//! - [`process`]: stop signals and readiness files for the binaries.
 //! - [`world`]: the whole local world: moto with the table, queues and secret, plus both simulators.
 //!
 //! Each simulator runs in-process (`start()` returns a handle for seeding and assertions) and
@@ -14,6 +15,7 @@
 
 pub mod cxone;
 pub mod moto;
+pub mod process;
 pub mod salesforce;
 pub mod server;
 pub mod world;

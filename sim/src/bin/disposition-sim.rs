@@ -4,10 +4,9 @@
 
 use disposition_sim::cxone::{CxoneConfig, CxoneSim};
 use disposition_sim::salesforce::{SalesforceConfig, SalesforceSim};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use disposition_sim::process::{StopSignals, print_line, remove_if_present, write_atomically};
 use std::process::ExitCode;
-use tokio::signal::unix::{SignalKind, signal};
 
 const USAGE: &str = "\
 usage: disposition-sim [--cxone-port P] [--sf-port Q] [--ready-file PATH]
@@ -72,11 +71,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    // Listen before starting anything, so that a signal during start-up is not lost.
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
+    let stop = StopSignals::listen()?;
     // A file left by a run that was killed outright would announce dead URLs to a waiting script.
     if let Some(path) = &args.ready_file {
         remove_if_present(path)?;
@@ -105,21 +100,14 @@ async fn run(args: Args) -> Result<(), String> {
     if let Some(path) = &args.ready_file {
         write_atomically(path, &format!("{line}\n"))?;
     }
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}")
-        .and_then(|()| stdout.flush())
-        .map_err(|e| format!("cannot write to stdout: {e}"))?;
-    drop(stdout);
+    print_line(&line)?;
     eprintln!(
         "disposition-sim: CXone at {}, Salesforce at {}; stop with SIGINT or SIGTERM",
         cxone.url(),
         salesforce.url()
     );
 
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-    }
+    stop.wait().await;
     eprintln!("disposition-sim: stopping");
     if let Some(path) = &args.ready_file {
         remove_if_present(path)?;
@@ -127,28 +115,7 @@ async fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
-fn remove_if_present(path: &Path) -> Result<(), String> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            Err(format!("cannot remove {}: {e}", path.display()))
-        }
-        _ => Ok(()),
-    }
-}
 
-/// Writes through a temporary file in the same folder and a rename, so that a reader polling
-/// for the file never sees it half-written.
-fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".tmp-{}", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    std::fs::write(&temporary, contents)
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&temporary);
-            format!("cannot write {}: {e}", path.display())
-        })
-}
 
 #[cfg(test)]
 mod tests {

@@ -3,10 +3,9 @@
 //! environment that points `disposition-sync` at it. Used by `make demo` and `make local-invoke`.
 
 use disposition_sim::world::LocalWorld;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use disposition_sim::process::{StopSignals, print_line, write_atomically};
 use std::process::ExitCode;
-use tokio::signal::unix::{SignalKind, signal};
 
 const USAGE: &str = "\
 usage: local-world [--env-file PATH] [--ready-file PATH] [--seed N]
@@ -74,11 +73,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    // Listen before starting anything, so that a signal during start-up is not lost.
-    let mut terminate =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
-    let mut interrupt =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
+    let stop = StopSignals::listen()?;
 
     let world = LocalWorld::start(PREFIX).await?;
     if args.seed > 0 {
@@ -92,11 +87,7 @@ async fn run(args: Args) -> Result<(), String> {
         .iter()
         .map(|(name, value)| (name.clone(), value.clone().into()))
         .collect();
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", serde_json::Value::Object(json))
-        .and_then(|()| stdout.flush())
-        .map_err(|e| format!("cannot write to stdout: {e}"))?;
-    drop(stdout);
+    print_line(&serde_json::Value::Object(json).to_string())?;
     if let Some(path) = &args.ready_file {
         write_atomically(path, "")?;
     }
@@ -111,10 +102,7 @@ async fn run(args: Args) -> Result<(), String> {
         args.seed
     );
 
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
-    }
+    stop.wait().await;
     eprintln!("local-world: stopping");
     if let Some(path) = &args.ready_file {
         let _ = std::fs::remove_file(path);
@@ -131,19 +119,6 @@ fn env_file(env: &[(String, String)]) -> String {
         .collect()
 }
 
-/// Writes through a temporary file in the same folder and a rename, so that a reader polling
-/// for the file never sees it half-written.
-fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(format!(".tmp-{}", std::process::id()));
-    let temporary = PathBuf::from(temporary);
-    std::fs::write(&temporary, contents)
-        .and_then(|()| std::fs::rename(&temporary, path))
-        .map_err(|e| {
-            let _ = std::fs::remove_file(&temporary);
-            format!("cannot write {}: {e}", path.display())
-        })
-}
 
 #[cfg(test)]
 mod tests {
