@@ -470,6 +470,15 @@ impl Engine<'_> {
             let left = (d - Utc::now()).to_std().unwrap_or_default();
             Instant::now() + left.saturating_sub(s.deadline_margin)
         });
+        // A warm environment remembers the last `Sforce-Limit-Info` reading. If it says we are
+        // over budget, read it afresh (describe is one cheap call) before believing it: usage falls
+        // as the rolling 24 h window moves, and without a call we would never see it fall.
+        if !items.is_empty()
+            && matches!(self.should_stop(None), Some(Stop::Budget(_)))
+            && let Err(e) = self.rules(true).await
+        {
+            tracing::warn!(error = %e, "could not refresh the Salesforce API usage reading");
+        }
         let outcome = self.write(&mut items, stop_at).await;
         report.created = outcome.created;
         report.updated = outcome.updated;

@@ -19,12 +19,31 @@ use tokio::process::Child;
 
 /// Starts `disposition-sync invoke --event - <args>` on a `{"action": "sync"}` event with the
 /// world's environment overridden by `extra_env`, and returns the running process so that the
-/// test can wait for it or kill it.
-pub(crate) async fn start_sync(world: &LocalWorld, extra_env: &[(&str, &str)], args: &[&str]) -> Child {
-    start(world, &json!({"action": "sync"}), extra_env, args).await
+/// test can wait for it with [`finish`] or kill it.
+pub(crate) async fn start_sync(
+    world: &LocalWorld,
+    extra_env: &[(&str, &str)],
+    args: &[&str],
+) -> Child {
+    start(world, &json!({"action": "sync"}), extra_env, args, true).await
 }
 
-async fn start(world: &LocalWorld, event: &Value, extra_env: &[(&str, &str)], args: &[&str]) -> Child {
+/// Starts `invoke` on `event`. Without `capture` its output is discarded: a run that is going
+/// to be killed must not block on a full pipe that nobody reads.
+async fn start(
+    world: &LocalWorld,
+    event: &Value,
+    extra_env: &[(&str, &str)],
+    args: &[&str],
+    capture: bool,
+) -> Child {
+    let output = || {
+        if capture {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        }
+    };
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_disposition-sync"));
     cmd.args(["invoke", "--event", "-"])
         .args(args)
@@ -33,8 +52,8 @@ async fn start(world: &LocalWorld, event: &Value, extra_env: &[(&str, &str)], ar
         .envs(world.env())
         .envs(extra_env.iter().copied())
         .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .stdout(output())
+        .stderr(output())
         .kill_on_drop(true);
     let mut child = cmd.spawn().expect("the disposition-sync binary starts");
     let mut stdin = child.stdin.take().unwrap();
@@ -49,19 +68,27 @@ pub(crate) async fn finish(child: Child) -> Value {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "invoke failed: {stdout}\n{stderr}");
-    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}\n{stderr}"))
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}\n{stderr}"))
 }
 
 /// Moves the lease a killed run left behind into the past, as waiting out its expiry would,
 /// without the test sleeping through it. Everything else in the state stays as the run left it.
 async fn let_the_lease_expire(world: &LocalWorld) {
-    let store = DynamoDbStateStore::new(aws_sdk_dynamodb::Client::new(&world.sdk), &world.aws.table, "dispositions");
+    let store = DynamoDbStateStore::new(
+        aws_sdk_dynamodb::Client::new(&world.sdk),
+        &world.aws.table,
+        "dispositions",
+    );
     let mut stored = store.load().await.expect("state readable");
     if let Some(lease) = stored.state.lease.as_mut()
         && lease.expires > Utc::now()
     {
         lease.expires = Utc::now() - chrono::Duration::seconds(1);
-        store.save(&stored.state, stored.version).await.expect("nobody else writes the state");
+        store
+            .save(&stored.state, stored.version)
+            .await
+            .expect("nobody else writes the state");
     }
 }
 
@@ -74,7 +101,9 @@ fn edit_cxone(world: &LocalWorld, rng: &mut fastrand::Rng, ids: &mut Vec<String>
             0 => world.cxone.rename(&id, &format!("Renamed {}", rng.u32(..))),
             1 => world.cxone.deactivate(&id),
             2 => world.cxone.reactivate(&id),
-            _ => world.cxone.set_category(&id, ["Sales", "Billing", "General"][rng.usize(..3)]),
+            _ => world
+                .cxone
+                .set_category(&id, ["Sales", "Billing", "General"][rng.usize(..3)]),
         }
     }
     ids.extend(world.cxone.seed(rng.usize(0..=10)));
@@ -91,15 +120,25 @@ enum KillPoint {
 }
 
 /// Waits for the kill point; false if the run ended before it.
-async fn reach(world: &LocalWorld, run: &mut Child, point: &KillPoint, upserts_before: usize) -> bool {
+async fn reach(
+    world: &LocalWorld,
+    run: &mut Child,
+    point: &KillPoint,
+    upserts_before: usize,
+) -> bool {
     let (n, delay) = match point {
         KillPoint::After(delay) => (0, *delay),
         KillPoint::AfterUpsert(n, delay) => (*n, *delay),
     };
+    let give_up = std::time::Instant::now() + Duration::from_secs(30);
     while world.salesforce.log().count("upsert") < upserts_before + n {
         if run.try_wait().unwrap().is_some() {
             return false;
         }
+        assert!(
+            std::time::Instant::now() < give_up,
+            "the run neither wrote nor ended in 30 s"
+        );
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     tokio::time::sleep(delay).await;
@@ -112,15 +151,31 @@ async fn reach(world: &LocalWorld, run: &mut Child, point: &KillPoint, upserts_b
 /// CXone exactly.
 #[tokio::test]
 async fn a_clean_cycle_after_a_sigkill_at_any_point_leaves_salesforce_equal_to_cxone() {
-    let trials: usize = std::env::var("KILL_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(8);
-    let seed: u64 = std::env::var("KILL_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| fastrand::u64(..));
+    let trials: usize = std::env::var("KILL_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
+    let seed: u64 = std::env::var("KILL_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
     let mut rng = fastrand::Rng::with_seed(seed);
     let world = world().await;
     let mut ids = world.cxone.seed(120);
     // Small pages and batches with some latency: the cycle has many points to be killed at.
-    let env = [("CXONE_PAGE_SIZE", "25"), ("SF_BATCH_SIZE", "5"), ("SF_MAX_IN_FLIGHT", "2")];
+    let env = [
+        ("CXONE_PAGE_SIZE", "25"),
+        ("SF_BATCH_SIZE", "5"),
+        ("SF_MAX_IN_FLIGHT", "2"),
+    ];
     let slow = |on: bool| {
-        let delay = |ms| if on { Duration::from_millis(ms) } else { Duration::ZERO };
+        let delay = |ms| {
+            if on {
+                Duration::from_millis(ms)
+            } else {
+                Duration::ZERO
+            }
+        };
         world.cxone.set_latency("list", delay(20));
         world.salesforce.set_latency("upsert", delay(40));
     };
@@ -139,7 +194,8 @@ async fn a_clean_cycle_after_a_sigkill_at_any_point_leaves_salesforce_equal_to_c
         let context = format!("seed {seed}, trial {trial}, killed at {point:?} (full: {full})");
         slow(true);
         let upserts = world.salesforce.log().count("upsert");
-        let mut doomed = start(&world, &json!({"action": "sync", "full": full}), &env, &[]).await;
+        let event = json!({"action": "sync", "full": full});
+        let mut doomed = start(&world, &event, &env, &[], false).await;
         if reach(&world, &mut doomed, &point, upserts).await {
             killed_running += 1;
         }
@@ -155,9 +211,19 @@ async fn a_clean_cycle_after_a_sigkill_at_any_point_leaves_salesforce_equal_to_c
         let clean = sync(&world, false, &env).await;
         assert_eq!(clean["status"], "ok", "{context}: {clean}");
         let differences = mirror_differences(&world.cxone, &world.salesforce);
-        assert!(differences.is_empty(), "{context}: Salesforce differs from CXone:\n{}", describe(&differences));
+        assert!(
+            differences.is_empty(),
+            "{context}: Salesforce differs from CXone:\n{}",
+            describe(&differences)
+        );
     }
     // Evidence that the kills hit live runs that had work left, not finished ones.
-    assert!(killed_running * 2 >= trials, "seed {seed}: only {killed_running} of {trials} kills hit a running cycle");
-    assert!(diverged > 0, "seed {seed}: no kill left Salesforce behind CXone");
+    assert!(
+        killed_running * 2 >= trials,
+        "seed {seed}: only {killed_running} of {trials} kills hit a running cycle"
+    );
+    assert!(
+        diverged > 0,
+        "seed {seed}: no kill left Salesforce behind CXone"
+    );
 }

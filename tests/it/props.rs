@@ -44,21 +44,39 @@ pub(crate) struct Difference {
 
 /// The Salesforce fields one CXone code projects to, given the picklist's allowed categories.
 fn projection(code: &Value, picklist: &[String]) -> BTreeMap<&'static str, Value> {
-    let modified = DateTime::parse_from_rfc3339(code["last_modified_date"].as_str().unwrap()).unwrap().to_utc();
+    let modified = DateTime::parse_from_rfc3339(code["last_modified_date"].as_str().unwrap())
+        .unwrap()
+        .to_utc();
     let active = code["is_active"].as_bool().unwrap();
-    let category = code["category"].as_str().map(str::trim).filter(|c| !c.is_empty());
+    let category = code["category"]
+        .as_str()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
     let allowed = category.and_then(|c| picklist.iter().find(|v| v.eq_ignore_ascii_case(c)));
     let unmapped = category.filter(|_| allowed.is_none());
     BTreeMap::from([
         ("Name", code["name"].clone()),
-        ("Description__c", code.get("description").cloned().unwrap_or(Value::Null)),
+        (
+            "Description__c",
+            code.get("description").cloned().unwrap_or(Value::Null),
+        ),
         ("IsActive__c", json!(active)),
         ("LastModifiedCXone__c", json!(format_datetime(modified))),
-        ("ArchivedDate__c", if active { Value::Null } else { json!(format_datetime(modified)) }),
+        (
+            "ArchivedDate__c",
+            if active {
+                Value::Null
+            } else {
+                json!(format_datetime(modified))
+            },
+        ),
         ("Category__c", json!(allowed)),
         ("RawCategory__c", json!(unmapped)),
         ("NeedsReview__c", json!(unmapped.is_some())),
-        ("ReviewReason__c", json!(unmapped.map(|c| format!("unmapped category: {c}")))),
+        (
+            "ReviewReason__c",
+            json!(unmapped.map(|c| format!("unmapped category: {c}"))),
+        ),
     ])
 }
 
@@ -70,12 +88,17 @@ pub(crate) fn mirror_differences(cxone: &CxoneSim, salesforce: &SalesforceSim) -
     let mut out = Vec::new();
     let mut rows: HashMap<String, Vec<disposition_sim::salesforce::SfRow>> = HashMap::new();
     for row in salesforce.records() {
-        let id = row.fields["CXone_DispositionId__c"].as_str().unwrap_or_default().to_owned();
+        let id = row.fields["CXone_DispositionId__c"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
         rows.entry(id).or_default().push(row);
     }
     let codes = cxone.all();
     for code in &codes {
-        let Some(id) = code["id"].as_str() else { continue };
+        let Some(id) = code["id"].as_str() else {
+            continue;
+        };
         let what = match rows.get(id).map(Vec::as_slice) {
             None | Some([]) => Some("missing in Salesforce".to_owned()),
             Some([row]) => {
@@ -91,18 +114,28 @@ pub(crate) fn mirror_differences(cxone: &CxoneSim, salesforce: &SalesforceSim) -
             Some(many) => Some(format!("{} rows with this external ID", many.len())),
         };
         if let Some(what) = what {
-            out.push(Difference { external_id: id.to_owned(), what });
+            out.push(Difference {
+                external_id: id.to_owned(),
+                what,
+            });
         }
     }
     let known: HashSet<&str> = codes.iter().filter_map(|c| c["id"].as_str()).collect();
     for id in rows.keys().filter(|id| !known.contains(id.as_str())) {
-        out.push(Difference { external_id: id.clone(), what: "no CXone code has this external ID".into() });
+        out.push(Difference {
+            external_id: id.clone(),
+            what: "no CXone code has this external ID".into(),
+        });
     }
     out
 }
 
 pub(crate) fn describe(differences: &[Difference]) -> String {
-    differences.iter().map(|d| format!("{}: {}", d.external_id, d.what)).collect::<Vec<_>>().join("\n")
+    differences
+        .iter()
+        .map(|d| format!("{}: {}", d.external_id, d.what))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -140,14 +173,31 @@ enum Op {
     Poison(usize),
     Lock(usize, u32),
     // Request-level faults: each hits the next `times` requests to its endpoint.
-    CxoneThrottled { times: u32, retry_after: bool },
-    CxoneUnavailable { times: u32 },
-    CxoneUnauthorized { times: u32 },
-    CxoneTokenDown { times: u32 },
+    CxoneThrottled {
+        times: u32,
+        retry_after: bool,
+    },
+    CxoneUnavailable {
+        times: u32,
+    },
+    CxoneUnauthorized {
+        times: u32,
+    },
+    CxoneTokenDown {
+        times: u32,
+    },
     CxoneTokensExpire,
-    SalesforceUnavailable { endpoint: SfEndpoint, times: u32 },
-    SalesforceReset { endpoint: SfEndpoint, times: u32 },
-    SalesforceUnauthorized { times: u32 },
+    SalesforceUnavailable {
+        endpoint: SfEndpoint,
+        times: u32,
+    },
+    SalesforceReset {
+        endpoint: SfEndpoint,
+        times: u32,
+    },
+    SalesforceUnauthorized {
+        times: u32,
+    },
     SalesforceCredentialsRefused,
     SalesforceSessionsExpire,
     SalesforceRequestLimit,
@@ -155,7 +205,9 @@ enum Op {
     SalesforceOverBudget,
     /// A new execution environment: fresh token caches and schema cache.
     ColdStart,
-    Cycle { full: bool },
+    Cycle {
+        full: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -165,7 +217,11 @@ fn op() -> impl Strategy<Value = Op> {
         Just(SfEndpoint::Query),
         Just(SfEndpoint::Token)
     ];
-    let data_endpoint = prop_oneof![Just(SfEndpoint::Upsert), Just(SfEndpoint::Describe), Just(SfEndpoint::Query)];
+    let data_endpoint = prop_oneof![
+        Just(SfEndpoint::Upsert),
+        Just(SfEndpoint::Describe),
+        Just(SfEndpoint::Query)
+    ];
     prop_oneof![
         3 => any::<usize>().prop_map(Op::Rename),
         1 => any::<usize>().prop_map(Op::Deactivate),
@@ -185,7 +241,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::SalesforceCredentialsRefused),
         1 => Just(Op::SalesforceSessionsExpire),
         1 => Just(Op::SalesforceRequestLimit),
-        1 => Just(Op::ColdStart),
+        1 => Just(Op::SalesforceOverBudget),
         1 => Just(Op::ColdStart),
         5 => any::<bool>().prop_map(|full| Op::Cycle { full }),
     ]
@@ -261,7 +317,8 @@ impl<'w> Case<'w> {
             env.insert(name.into(), value);
         }
         env.extend(SETTINGS.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-        let config = Config::from_lookup(|name| env.get(name).cloned()).expect("the case's settings are valid");
+        let config = Config::from_lookup(|name| env.get(name).cloned())
+            .expect("the case's settings are valid");
         let app = App::with_sdk(config.clone(), &world.sdk).expect("the app builds");
         let ids = cxone.seed(seed);
         Case {
@@ -287,7 +344,16 @@ impl<'w> Case<'w> {
 
     fn cxone_fault(&self, endpoint: &str, status: u16, times: u32, retry_after: Option<u64>) {
         let body = json!({"error": "injected", "error_description": INJECTED});
-        self.cxone.inject(endpoint, Fault { status, retry_after, body: Some(body), skip: 0, times });
+        self.cxone.inject(
+            endpoint,
+            Fault {
+                status,
+                retry_after,
+                body: Some(body),
+                skip: 0,
+                times,
+            },
+        );
     }
 
     fn salesforce_fault(&self, endpoint: SfEndpoint, status: u16, code: &str, times: u32) {
@@ -296,14 +362,16 @@ impl<'w> Case<'w> {
         } else {
             json!([{"errorCode": code, "message": INJECTED}])
         };
-        self.salesforce.fail_next(endpoint.name(), status, body, times);
+        self.salesforce
+            .fail_next(endpoint.name(), status, body, times);
     }
 
     async fn apply(&mut self, op: &Op) -> Check {
         match op {
             Op::Rename(i) => {
                 self.renames += 1;
-                self.cxone.rename(&self.pick(*i), &format!("Renamed {}", self.renames));
+                self.cxone
+                    .rename(&self.pick(*i), &format!("Renamed {}", self.renames));
             }
             Op::Deactivate(i) => self.cxone.deactivate(&self.pick(*i)),
             Op::Reactivate(i) => self.cxone.reactivate(&self.pick(*i)),
@@ -314,33 +382,58 @@ impl<'w> Case<'w> {
             }
             Op::Poison(i) => {
                 let id = self.pick(*i);
-                self.salesforce.inject_record_error(&id, POISON, "Category requires approval", None);
+                self.salesforce.inject_record_error(
+                    &id,
+                    POISON,
+                    "Category requires approval",
+                    None,
+                );
                 self.poisoned.insert(id.clone());
                 self.ever_poisoned.insert(id);
             }
             Op::Lock(i, times) => {
                 // The simulator keeps one injected error per record: the lock replaces a poison.
                 let id = self.pick(*i);
-                self.salesforce.inject_record_error(&id, "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access", Some(*times));
+                self.salesforce.inject_record_error(
+                    &id,
+                    "UNABLE_TO_LOCK_ROW",
+                    "unable to obtain exclusive access",
+                    Some(*times),
+                );
                 self.poisoned.remove(&id);
             }
-            Op::CxoneThrottled { times, retry_after } => self.cxone_fault("list", 429, *times, retry_after.then_some(0)),
+            Op::CxoneThrottled { times, retry_after } => {
+                self.cxone_fault("list", 429, *times, retry_after.then_some(0))
+            }
             Op::CxoneUnavailable { times } => self.cxone_fault("list", 503, *times, None),
             Op::CxoneUnauthorized { times } => self.cxone_fault("list", 401, *times, None),
             Op::CxoneTokenDown { times } => self.cxone_fault("token", 503, *times, None),
             Op::CxoneTokensExpire => self.cxone.expire_tokens(),
-            Op::SalesforceUnavailable { endpoint, times } => self.salesforce_fault(*endpoint, 503, "SERVER_UNAVAILABLE", *times),
-            Op::SalesforceReset { endpoint, times } => self.salesforce.reset_next(endpoint.name(), *times),
-            Op::SalesforceUnauthorized { times } => self.salesforce_fault(SfEndpoint::Upsert, 401, "INVALID_SESSION_ID", *times),
-            Op::SalesforceCredentialsRefused => self.salesforce_fault(SfEndpoint::Token, 400, "invalid_client", 1),
+            Op::SalesforceUnavailable { endpoint, times } => {
+                self.salesforce_fault(*endpoint, 503, "SERVER_UNAVAILABLE", *times)
+            }
+            Op::SalesforceReset { endpoint, times } => {
+                self.salesforce.reset_next(endpoint.name(), *times)
+            }
+            Op::SalesforceUnauthorized { times } => {
+                self.salesforce_fault(SfEndpoint::Upsert, 401, "INVALID_SESSION_ID", *times)
+            }
+            Op::SalesforceCredentialsRefused => {
+                self.salesforce_fault(SfEndpoint::Token, 400, "invalid_client", 1)
+            }
             Op::SalesforceSessionsExpire => self.salesforce.expire_tokens(),
-            Op::SalesforceRequestLimit => self.salesforce_fault(SfEndpoint::Upsert, 403, "REQUEST_LIMIT_EXCEEDED", 1),
+            Op::SalesforceRequestLimit => {
+                self.salesforce_fault(SfEndpoint::Upsert, 403, "REQUEST_LIMIT_EXCEEDED", 1)
+            }
             Op::SalesforceOverBudget => {
                 let (used, max) = self.salesforce.api_usage();
                 self.salesforce.set_api_usage(used.max(max * 8 / 10), max);
                 self.over_budget = true;
             }
-            Op::ColdStart => self.app = App::with_sdk(self.config.clone(), &self.world.sdk).expect("the app builds"),
+            Op::ColdStart => {
+                self.app =
+                    App::with_sdk(self.config.clone(), &self.world.sdk).expect("the app builds")
+            }
             Op::Cycle { full } => {
                 self.cycle(*full).await?;
             }
@@ -351,7 +444,11 @@ impl<'w> Case<'w> {
     /// Runs one cycle through the handler and checks the watermark invariant after it.
     async fn cycle(&mut self, full: bool) -> Result<Value, String> {
         let event = json!({"action": "sync", "full": full, "allow_mass_change": true});
-        let report = self.app.handle(event, "property-test", None).await.map_err(|e| format!("the handler failed: {e}"))?;
+        let report = self
+            .app
+            .handle(event, "property-test", None)
+            .await
+            .map_err(|e| format!("the handler failed: {e}"))?;
         let _ = writeln!(self.log, "{report}");
         if self.over_budget {
             let (_, max) = self.salesforce.api_usage();
@@ -360,12 +457,27 @@ impl<'w> Case<'w> {
         }
         let status = report["status"].as_str().unwrap_or_default();
         let reason = report["reason"].as_str().unwrap_or_default();
-        ensure!(["ok", "partial", "skipped", "failed"].contains(&status), "unknown status: {report}");
+        ensure!(
+            ["ok", "partial", "skipped", "failed"].contains(&status),
+            "unknown status: {report}"
+        );
         if status == "failed" || status == "skipped" {
-            let kinds = ["auth_unavailable", "cxone_unavailable", "salesforce_unavailable", "salesforce_rejected", "api_budget"];
-            ensure!(kinds.iter().any(|k| reason.starts_with(k)), "unexpected reason: {report}");
+            let kinds = [
+                "auth_unavailable",
+                "cxone_unavailable",
+                "salesforce_unavailable",
+                "salesforce_rejected",
+                "api_budget",
+            ];
+            ensure!(
+                kinds.iter().any(|k| reason.starts_with(k)),
+                "unexpected reason: {report}"
+            );
         }
-        if let (Some(before), Some(after)) = (report["watermark_before"].as_str(), report["watermark_after"].as_str()) {
+        if let (Some(before), Some(after)) = (
+            report["watermark_before"].as_str(),
+            report["watermark_after"].as_str(),
+        ) {
             ensure!(after >= before, "the watermark moved backwards: {report}");
         }
         self.dead_lettered += report["dead_lettered"].as_u64().unwrap_or_default();
@@ -375,25 +487,39 @@ impl<'w> Case<'w> {
 
     async fn dead_letters(&self) -> Vec<DeadLetter> {
         let bodies = queue_bodies(&self.world.sdk, &self.aws.dlq_url).await;
-        bodies.iter().map(|b| serde_json::from_str(b).expect("DLQ bodies are dead letters")).collect()
+        bodies
+            .iter()
+            .map(|b| serde_json::from_str(b).expect("DLQ bodies are dead letters"))
+            .collect()
     }
 
-    /// Whether the DLQ holds a letter for `id` at CXone's current version, with `code` if given.
-    fn lettered(letters: &[DeadLetter], code: &Value, error: Option<&str>) -> bool {
-        let modified = DateTime::parse_from_rfc3339(code["last_modified_date"].as_str().unwrap()).unwrap().to_utc();
+    /// Whether the DLQ holds a letter for CXone's current version of `code`.
+    fn lettered(letters: &[DeadLetter], code: &Value) -> bool {
         letters.iter().any(|l| {
             l.external_id.as_deref() == code["id"].as_str()
-                && l.last_modified == Some(modified)
-                && error.is_none_or(|e| l.error.code == e)
+                && l.last_modified == Some(modified(code))
         })
     }
 
     /// The watermark passes only versions that are in Salesforce or in the DLQ.
     async fn check_watermark(&self) -> Check {
-        let store = DynamoDbStateStore::new(aws_sdk_dynamodb::Client::new(&self.world.sdk), &self.aws.table, "dispositions");
-        let state = store.load().await.map_err(|e| format!("state unreadable: {e}"))?.state;
-        let Some(watermark) = state.watermark else { return Ok(()) };
-        let differing: HashSet<String> = mirror_differences(&self.cxone, &self.salesforce).into_iter().map(|d| d.external_id).collect();
+        let store = DynamoDbStateStore::new(
+            aws_sdk_dynamodb::Client::new(&self.world.sdk),
+            &self.aws.table,
+            "dispositions",
+        );
+        let state = store
+            .load()
+            .await
+            .map_err(|e| format!("state unreadable: {e}"))?
+            .state;
+        let Some(watermark) = state.watermark else {
+            return Ok(());
+        };
+        let differing: HashSet<String> = mirror_differences(&self.cxone, &self.salesforce)
+            .into_iter()
+            .map(|d| d.external_id)
+            .collect();
         let passed: Vec<Value> = self
             .cxone
             .all()
@@ -407,7 +533,7 @@ impl<'w> Case<'w> {
         let letters = self.dead_letters().await;
         for code in passed {
             ensure!(
-                Self::lettered(&letters, &code, None),
+                Self::lettered(&letters, &code),
                 "the watermark {watermark} passed {} at {}, which is neither in Salesforce nor in the DLQ",
                 code["id"],
                 code["last_modified_date"]
@@ -425,10 +551,22 @@ impl<'w> Case<'w> {
         let drains = [
             (reqwest::Method::GET, format!("{cx}/api/v2/dispositions")),
             (reqwest::Method::POST, format!("{cx}/oauth/token")),
-            (reqwest::Method::PATCH, format!("{sf}/composite/sobjects/Disposition__c/CXone_DispositionId__c")),
-            (reqwest::Method::GET, format!("{sf}/sobjects/Disposition__c/describe")),
-            (reqwest::Method::GET, format!("{sf}/query?q=SELECT+Id+FROM+Disposition__c")),
-            (reqwest::Method::POST, format!("{}/services/oauth2/token", self.salesforce.url())),
+            (
+                reqwest::Method::PATCH,
+                format!("{sf}/composite/sobjects/Disposition__c/CXone_DispositionId__c"),
+            ),
+            (
+                reqwest::Method::GET,
+                format!("{sf}/sobjects/Disposition__c/describe"),
+            ),
+            (
+                reqwest::Method::GET,
+                format!("{sf}/query?q=SELECT+Id+FROM+Disposition__c"),
+            ),
+            (
+                reqwest::Method::POST,
+                format!("{}/services/oauth2/token", self.salesforce.url()),
+            ),
         ];
         for (method, url) in drains {
             // Each request takes one queued fault; the first real answer means the queue is empty.
@@ -446,7 +584,8 @@ impl<'w> Case<'w> {
         self.salesforce.set_api_usage(0, max);
         self.salesforce.clear_record_errors();
         for id in &self.poisoned {
-            self.salesforce.inject_record_error(id, POISON, "Category requires approval", None);
+            self.salesforce
+                .inject_record_error(id, POISON, "Category requires approval", None);
         }
     }
 
@@ -455,7 +594,10 @@ impl<'w> Case<'w> {
 
         // One clean cycle, the poison still in place.
         let clean = self.cycle(false).await?;
-        ensure!(["ok", "partial"].contains(&clean["status"].as_str().unwrap_or_default()), "the clean cycle did not complete: {clean}");
+        ensure!(
+            ["ok", "partial"].contains(&clean["status"].as_str().unwrap_or_default()),
+            "the clean cycle did not complete: {clean}"
+        );
         let letters = self.dead_letters().await;
         ensure!(
             letters.len() as u64 == self.dead_lettered,
@@ -466,10 +608,13 @@ impl<'w> Case<'w> {
         let differing = mirror_differences(&self.cxone, &self.salesforce);
         for d in &differing {
             let code = self.cxone.get(&d.external_id);
-            let Some(code) = code else { return Err(format!("{}: {}", d.external_id, d.what)) };
-            let expected = self.poisoned.contains(&d.external_id).then_some(POISON);
+            let Some(code) = code else {
+                return Err(format!("{}: {}", d.external_id, d.what));
+            };
+            // A poisoned record's version may also have been dead-lettered earlier, after lock
+            // contention outlasted its attempts: any letter for the version counts.
             ensure!(
-                Self::lettered(&letters, &code, expected),
+                Self::lettered(&letters, &code),
                 "{}: {}, and the DLQ has no letter for its current version",
                 d.external_id,
                 d.what
@@ -477,21 +622,33 @@ impl<'w> Case<'w> {
         }
         for letter in letters.iter().filter(|l| l.error.code == POISON) {
             let id = letter.external_id.clone().unwrap_or_default();
-            ensure!(self.ever_poisoned.contains(&id), "{id} was dead-lettered with {POISON} but never poisoned");
+            ensure!(
+                self.ever_poisoned.contains(&id),
+                "{id} was dead-lettered with {POISON} but never poisoned"
+            );
         }
 
         // The poison lifted, a full cycle repairs everything.
         self.salesforce.clear_record_errors();
         let full = self.cycle(true).await?;
-        ensure!(full["status"] == "ok", "the final full cycle did not complete: {full}");
+        ensure!(
+            full["status"] == "ok",
+            "the final full cycle did not complete: {full}"
+        );
         let differences = mirror_differences(&self.cxone, &self.salesforce);
-        ensure!(differences.is_empty(), "Salesforce is not the projection of CXone:\n{}", describe(&differences));
+        ensure!(
+            differences.is_empty(),
+            "Salesforce is not the projection of CXone:\n{}",
+            describe(&differences)
+        );
         Ok(())
     }
 }
 
 fn modified(code: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(code["last_modified_date"].as_str().unwrap()).unwrap().to_utc()
+    DateTime::parse_from_rfc3339(code["last_modified_date"].as_str().unwrap())
+        .unwrap()
+        .to_utc()
 }
 
 /// A warm execution environment (one app for every cycle, as Lambda reuses it) that last saw
@@ -515,20 +672,31 @@ async fn a_warm_app_resumes_writing_once_api_usage_drops_below_the_budget() {
     case.cxone.rename(&case.ids[1], "Written After The Drop");
     let after = case.cycle(false).await.unwrap();
     assert_eq!(after["status"], "ok", "{after}");
-    assert_eq!(case.salesforce.record(&case.ids[1]).unwrap().fields["Name"], "Written After The Drop");
+    assert_eq!(
+        case.salesforce.record(&case.ids[1]).unwrap().fields["Name"],
+        "Written After The Drop"
+    );
 }
 
 /// Random edits, faults and cycles; then the faults stop and clean cycles must converge with
 /// nothing lost (see the module documentation for the properties).
 #[test]
 fn random_edits_faults_and_cycles_converge_and_lose_nothing() {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let world = runtime.block_on(world());
     let cases = match std::env::var_os("PROPTEST_CASES") {
         Some(_) => ProptestConfig::default().cases,
         None => 16,
     };
-    let config = ProptestConfig { cases, max_shrink_iters: 32, failure_persistence: None, ..ProptestConfig::default() };
+    let config = ProptestConfig {
+        cases,
+        max_shrink_iters: 32,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
     let mut runner = TestRunner::new(config);
     let case_number = std::sync::atomic::AtomicUsize::new(0);
     let strategy = (15..40usize, proptest::collection::vec(op(), 1..14));
