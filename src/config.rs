@@ -90,7 +90,11 @@ impl Config {
     /// Reads settings through `lookup` (the environment, or a map in tests). Empty values count
     /// as unset, because SAM turns unset template values into empty strings.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |name: &str| {
+            lookup(name)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
         let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             match get(name) {
@@ -124,7 +128,10 @@ impl Config {
             });
         }
         let sf_api_version = get("SF_API_VERSION").unwrap_or_else(|| "58.0".into());
-        match sf_api_version.split_once('.').map(|(a, b)| (a.parse::<u32>(), b.parse::<u32>())) {
+        match sf_api_version
+            .split_once('.')
+            .map(|(a, b)| (a.parse::<u32>(), b.parse::<u32>()))
+        {
             Some((Ok(major), Ok(_))) if major >= 46 => {}
             _ => {
                 return Err(ConfigError::Invalid {
@@ -139,28 +146,38 @@ impl Config {
         if !(1..=200).contains(&sf_batch_size) {
             return Err(ConfigError::Invalid {
                 name: "SF_BATCH_SIZE",
-                reason: format!("must be between 1 and 200 (the sObject Collections limit), got {sf_batch_size}"),
+                reason: format!(
+                    "must be between 1 and 200 (the sObject Collections limit), got {sf_batch_size}"
+                ),
             });
         }
         let positive = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
             let v = number(name, default)?;
             if v == 0 {
-                return Err(ConfigError::Invalid { name, reason: "must be at least 1".into() });
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: "must be at least 1".into(),
+                });
             }
             Ok(v)
         };
         let percent = |name: &'static str, default: u64| -> Result<u32, ConfigError> {
             let v = number(name, default)?;
             if !(1..=100).contains(&v) {
-                return Err(ConfigError::Invalid { name, reason: format!("must be between 1 and 100, got {v}") });
+                return Err(ConfigError::Invalid {
+                    name,
+                    reason: format!("must be between 1 and 100, got {v}"),
+                });
             }
             Ok(v as u32)
         };
         let category_aliases = match get("CATEGORY_ALIASES") {
             None => BTreeMap::new(),
-            Some(v) => serde_json::from_str::<BTreeMap<String, String>>(&v).map_err(|e| ConfigError::Invalid {
-                name: "CATEGORY_ALIASES",
-                reason: format!("expected a JSON object of strings: {e}"),
+            Some(v) => serde_json::from_str::<BTreeMap<String, String>>(&v).map_err(|e| {
+                ConfigError::Invalid {
+                    name: "CATEGORY_ALIASES",
+                    reason: format!("expected a JSON object of strings: {e}"),
+                }
             })?,
         };
         let retention_days = number("RETENTION_DAYS", 365)?;
@@ -175,7 +192,10 @@ impl Config {
             Some(v) if v.eq_ignore_ascii_case("true") => true,
             Some(v) if v.eq_ignore_ascii_case("false") => false,
             Some(v) => {
-                return Err(ConfigError::Invalid { name: "PURGE_ENABLED", reason: format!("expected true or false, got {v:?}") });
+                return Err(ConfigError::Invalid {
+                    name: "PURGE_ENABLED",
+                    reason: format!("expected true or false, got {v:?}"),
+                });
             }
         };
         let parking_url = get("PARKING_URL");
@@ -186,8 +206,12 @@ impl Config {
         parse_url("DLQ_URL", &dlq_url)?;
         // CloudWatch drops an EMF line with an invalid namespace or dimension without a word, so
         // a bad value must stop the function at start rather than silence every alarm.
-        let metrics_namespace = get("METRICS_NAMESPACE").unwrap_or_else(|| "DispositionSync".into());
-        check_namespace(&metrics_namespace).map_err(|reason| ConfigError::Invalid { name: "METRICS_NAMESPACE", reason })?;
+        let metrics_namespace =
+            get("METRICS_NAMESPACE").unwrap_or_else(|| "DispositionSync".into());
+        check_namespace(&metrics_namespace).map_err(|reason| ConfigError::Invalid {
+            name: "METRICS_NAMESPACE",
+            reason,
+        })?;
         let service_name = get("SERVICE_NAME").unwrap_or_else(|| "disposition-sync".into());
         if service_name.chars().count() > 1024 || service_name.chars().any(char::is_control) {
             return Err(ConfigError::Invalid {
@@ -206,7 +230,8 @@ impl Config {
             sf_login_url,
             sf_api_version,
             sf_object: get("SF_OBJECT").unwrap_or_else(|| "Disposition__c".into()),
-            sf_external_id_field: get("SF_EXTERNAL_ID_FIELD").unwrap_or_else(|| "CXone_DispositionId__c".into()),
+            sf_external_id_field: get("SF_EXTERNAL_ID_FIELD")
+                .unwrap_or_else(|| "CXone_DispositionId__c".into()),
             overlap: Duration::from_secs(number("OVERLAP_SECONDS", 60)?),
             full_reconcile: Duration::from_secs(positive("FULL_RECONCILE_HOURS", 24)? * 3600),
             cxone_page_size: positive("CXONE_PAGE_SIZE", 100)?.min(u32::MAX as u64) as u32,
@@ -214,7 +239,10 @@ impl Config {
             sf_max_in_flight: positive("SF_MAX_IN_FLIGHT", 4)? as usize,
             record_max_attempts: positive("RECORD_MAX_ATTEMPTS", 3)? as u32,
             retry_base_delay: Duration::from_millis(number("RETRY_BASE_DELAY_MS", 1000)?),
-            cxone_default_retry_after: Duration::from_secs(number("CXONE_RETRY_AFTER_DEFAULT_SECONDS", 60)?),
+            cxone_default_retry_after: Duration::from_secs(number(
+                "CXONE_RETRY_AFTER_DEFAULT_SECONDS",
+                60,
+            )?),
             http_timeout: Duration::from_secs(positive("HTTP_TIMEOUT_SECONDS", 30)?),
             sf_token_ttl: Duration::from_secs(positive("SF_TOKEN_TTL_SECONDS", 7200)?),
             min_poll_interval: Duration::from_secs(number("MIN_POLL_INTERVAL_SECONDS", 30)?),
@@ -236,10 +264,14 @@ impl Config {
 fn check_namespace(namespace: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
     if namespace.len() > 255 || !namespace.chars().all(allowed) {
-        return Err(format!("expected 1 to 255 letters, digits or . - _ / # : and spaces, got {namespace:?}"));
+        return Err(format!(
+            "expected 1 to 255 letters, digits or . - _ / # : and spaces, got {namespace:?}"
+        ));
     }
     if namespace.starts_with("AWS/") {
-        return Err(format!("the AWS/ prefix is reserved for AWS services, got {namespace:?}"));
+        return Err(format!(
+            "the AWS/ prefix is reserved for AWS services, got {namespace:?}"
+        ));
     }
     Ok(())
 }
@@ -254,7 +286,10 @@ pub fn join(base: &Url, path: &str) -> Url {
 
 /// Accepts `https://` anywhere and `http://` only for loopback hosts (local runs).
 pub fn parse_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value).map_err(|e| ConfigError::Invalid { name, reason: format!("not a URL ({e}): {value:?}") })?;
+    let url = Url::parse(value).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: format!("not a URL ({e}): {value:?}"),
+    })?;
     check_transport(&url).map_err(|reason| ConfigError::Invalid { name, reason })?;
     Ok(url)
 }
@@ -264,8 +299,12 @@ pub fn check_transport(url: &Url) -> Result<(), String> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),
-        "http" => Err(format!("{url} uses http://, which is allowed only for loopback hosts; use https://")),
-        other => Err(format!("{url} has scheme {other:?}; only https:// is allowed")),
+        "http" => Err(format!(
+            "{url} uses http://, which is allowed only for loopback hosts; use https://"
+        )),
+        other => Err(format!(
+            "{url} has scheme {other:?}; only https:// is allowed"
+        )),
     }
 }
 
@@ -283,7 +322,10 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 
@@ -298,31 +340,63 @@ mod tests {
     fn defaults_match_the_contract() {
         let c = Config::from_lookup(env(BASE)).unwrap();
         assert_eq!(c.sync_id, "dispositions");
-        assert_eq!(c.cxone_token_url.as_str(), "https://platform.nice-incontact.com/oauth/token");
+        assert_eq!(
+            c.cxone_token_url.as_str(),
+            "https://platform.nice-incontact.com/oauth/token"
+        );
         assert_eq!(c.sf_api_version, "58.0");
-        assert_eq!((c.cxone_page_size, c.sf_batch_size, c.record_max_attempts), (100, 200, 3));
+        assert_eq!(
+            (c.cxone_page_size, c.sf_batch_size, c.record_max_attempts),
+            (100, 200, 3)
+        );
         assert_eq!(c.overlap, Duration::from_secs(60));
         assert_eq!(c.full_reconcile, Duration::from_secs(24 * 3600));
     }
 
     #[test]
     fn missing_and_malformed_values_are_named() {
-        let no_secret: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "SECRET_ID").collect();
-        assert_eq!(Config::from_lookup(env(&no_secret)).unwrap_err(), ConfigError::Missing("SECRET_ID"));
+        let no_secret: Vec<_> = BASE
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "SECRET_ID")
+            .collect();
+        assert_eq!(
+            Config::from_lookup(env(&no_secret)).unwrap_err(),
+            ConfigError::Missing("SECRET_ID")
+        );
         let mut bad = BASE.to_vec();
         bad.push(("SF_BATCH_SIZE", "500"));
-        assert!(Config::from_lookup(env(&bad)).unwrap_err().to_string().contains("SF_BATCH_SIZE"));
+        assert!(
+            Config::from_lookup(env(&bad))
+                .unwrap_err()
+                .to_string()
+                .contains("SF_BATCH_SIZE")
+        );
         let mut bad = BASE.to_vec();
         bad.push(("OVERLAP_SECONDS", "soon"));
-        assert!(Config::from_lookup(env(&bad)).unwrap_err().to_string().contains("OVERLAP_SECONDS"));
+        assert!(
+            Config::from_lookup(env(&bad))
+                .unwrap_err()
+                .to_string()
+                .contains("OVERLAP_SECONDS")
+        );
     }
 
     #[test]
     fn http_is_refused_except_on_loopback() {
         let mut bad = BASE.to_vec();
         bad.push(("CXONE_BASE_URL", "http://cxone.example.com"));
-        assert!(Config::from_lookup(env(&bad)).unwrap_err().to_string().contains("CXONE_BASE_URL"));
-        for ok in ["http://127.0.0.1:8080", "http://localhost:1", "http://[::1]:9"] {
+        assert!(
+            Config::from_lookup(env(&bad))
+                .unwrap_err()
+                .to_string()
+                .contains("CXONE_BASE_URL")
+        );
+        for ok in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:9",
+        ] {
             let mut good = BASE.to_vec();
             good.push(("CXONE_BASE_URL", ok));
             assert!(Config::from_lookup(env(&good)).is_ok(), "{ok}");
@@ -332,22 +406,46 @@ mod tests {
     #[test]
     fn metrics_labels_default_to_the_template_values_and_are_checked() {
         let c = Config::from_lookup(env(BASE)).unwrap();
-        assert_eq!((c.metrics_namespace.as_str(), c.service_name.as_str()), ("DispositionSync", "disposition-sync"));
+        assert_eq!(
+            (c.metrics_namespace.as_str(), c.service_name.as_str()),
+            ("DispositionSync", "disposition-sync")
+        );
         let mut custom = BASE.to_vec();
-        custom.extend([("METRICS_NAMESPACE", "Acme/Sync"), ("SERVICE_NAME", "disposition-sync-prod")]);
+        custom.extend([
+            ("METRICS_NAMESPACE", "Acme/Sync"),
+            ("SERVICE_NAME", "disposition-sync-prod"),
+        ]);
         let c = Config::from_lookup(env(&custom)).unwrap();
-        assert_eq!((c.metrics_namespace.as_str(), c.service_name.as_str()), ("Acme/Sync", "disposition-sync-prod"));
+        assert_eq!(
+            (c.metrics_namespace.as_str(), c.service_name.as_str()),
+            ("Acme/Sync", "disposition-sync-prod")
+        );
         for bad in ["AWS/Lambda", "Sync{1}", &"N".repeat(256)] {
             let mut env_vars = BASE.to_vec();
             env_vars.push(("METRICS_NAMESPACE", bad));
-            assert!(Config::from_lookup(env(&env_vars)).unwrap_err().to_string().contains("METRICS_NAMESPACE"), "{bad}");
+            assert!(
+                Config::from_lookup(env(&env_vars))
+                    .unwrap_err()
+                    .to_string()
+                    .contains("METRICS_NAMESPACE"),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn login_salesforce_com_is_refused_for_client_credentials() {
-        let mut bad: Vec<_> = BASE.iter().copied().filter(|(k, _)| *k != "SF_LOGIN_URL").collect();
+        let mut bad: Vec<_> = BASE
+            .iter()
+            .copied()
+            .filter(|(k, _)| *k != "SF_LOGIN_URL")
+            .collect();
         bad.push(("SF_LOGIN_URL", "https://login.salesforce.com"));
-        assert!(Config::from_lookup(env(&bad)).unwrap_err().to_string().contains("My Domain"));
+        assert!(
+            Config::from_lookup(env(&bad))
+                .unwrap_err()
+                .to_string()
+                .contains("My Domain")
+        );
     }
 }

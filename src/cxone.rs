@@ -7,6 +7,9 @@
 
 use crate::config::{Config, join};
 use crate::domain::{Disposition, DispositionId, SourceRecord, format_ts};
+use crate::http::{
+    describe_transport_error, json_type, oauth_error, snippet, token_field, token_request,
+};
 use crate::retry::{self, Class};
 use crate::secrets::ClientCredentials;
 use crate::token::{AuthError, IssuedToken, TokenCache, TokenFetcher};
@@ -36,7 +39,10 @@ pub enum CxoneError {
 pub trait DispositionSource: Send + Sync {
     /// Every code modified at or after `since` (every code when `None`), in any order; a code may
     /// appear more than once.
-    async fn changed_since(&self, since: Option<DateTime<Utc>>) -> Result<Vec<SourceRecord>, CxoneError>;
+    async fn changed_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<SourceRecord>, CxoneError>;
     /// The current version of one code, `None` when CXone does not know it.
     async fn get(&self, id: &DispositionId) -> Result<Option<SourceRecord>, CxoneError>;
     /// HTTP requests sent so far (token requests included).
@@ -108,17 +114,31 @@ impl CxoneClient {
         loop {
             let token = self.tokens.get().await?;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let sent = self.http.get(url.clone()).bearer_auth(token.bearer()).header("accept", "application/json").send().await;
+            let sent = self
+                .http
+                .get(url.clone())
+                .bearer_auth(token.bearer())
+                .header("accept", "application/json")
+                .send()
+                .await;
             let response = match sent {
                 Ok(r) => r,
                 Err(e) => {
                     transient_failures += 1;
                     let reason = describe_transport_error(&e);
                     if transient_failures >= self.policy.transient_attempts {
-                        return Err(CxoneError::Unavailable { attempts: transient_failures, reason });
+                        return Err(CxoneError::Unavailable {
+                            attempts: transient_failures,
+                            reason,
+                        });
                     }
                     tracing::warn!(%reason, attempt = transient_failures, "CXone request failed; retrying");
-                    tokio::time::sleep(retry::exponential_jitter(transient_failures, self.policy.transient_base, Duration::from_secs(20))).await;
+                    tokio::time::sleep(retry::exponential_jitter(
+                        transient_failures,
+                        self.policy.transient_base,
+                        Duration::from_secs(20),
+                    ))
+                    .await;
                     continue;
                 }
             };
@@ -128,7 +148,11 @@ impl CxoneClient {
                     // A token fresh from the token endpoint is refused too: an authentication
                     // failure (credentials revoked or rotated), not an outage.
                     let body: Value = response.json().await.unwrap_or(Value::Null);
-                    return Err(CxoneError::Auth(AuthError::Rejected { platform: "CXone", status: 401, error: oauth_error(&body) }));
+                    return Err(CxoneError::Auth(AuthError::Rejected {
+                        platform: "CXone",
+                        status: 401,
+                        error: oauth_error(&body),
+                    }));
                 }
                 // The token expired or was revoked early: fetch a new one and retry once.
                 tracing::info!("CXone answered 401; refreshing the token and retrying once");
@@ -139,11 +163,17 @@ impl CxoneClient {
             if status == StatusCode::TOO_MANY_REQUESTS {
                 throttle_waits += 1;
                 if throttle_waits > self.policy.max_throttle_waits {
-                    return Err(CxoneError::Throttled { waits: throttle_waits - 1 });
+                    return Err(CxoneError::Throttled {
+                        waits: throttle_waits - 1,
+                    });
                 }
                 let wait = retry_after(&response).unwrap_or(self.policy.default_retry_after);
-                tracing::warn!(wait_ms = wait.as_millis() as u64, "CXone throttled the request (429); waiting");
-                self.throttled_ms.fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+                tracing::warn!(
+                    wait_ms = wait.as_millis() as u64,
+                    "CXone throttled the request (429); waiting"
+                );
+                self.throttled_ms
+                    .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
                 tokio::time::sleep(wait).await;
                 continue;
             }
@@ -153,7 +183,10 @@ impl CxoneClient {
             if status == StatusCode::NO_CONTENT {
                 return Ok(Some(Value::Array(vec![])));
             }
-            let body = response.text().await.map_err(|e| CxoneError::BadResponse(e.to_string()))?;
+            let body = response
+                .text()
+                .await
+                .map_err(|e| CxoneError::BadResponse(e.to_string()))?;
             if status.is_success() {
                 return serde_json::from_str(&body)
                     .map(Some)
@@ -162,20 +195,34 @@ impl CxoneClient {
             if retry::http_status(status.as_u16()) == Class::Transient {
                 transient_failures += 1;
                 if transient_failures >= self.policy.transient_attempts {
-                    return Err(CxoneError::Unavailable { attempts: transient_failures, reason: format!("HTTP {status}") });
+                    return Err(CxoneError::Unavailable {
+                        attempts: transient_failures,
+                        reason: format!("HTTP {status}"),
+                    });
                 }
                 tracing::warn!(%status, attempt = transient_failures, "CXone server error; retrying");
-                tokio::time::sleep(retry::exponential_jitter(transient_failures, self.policy.transient_base, Duration::from_secs(20))).await;
+                tokio::time::sleep(retry::exponential_jitter(
+                    transient_failures,
+                    self.policy.transient_base,
+                    Duration::from_secs(20),
+                ))
+                .await;
                 continue;
             }
-            return Err(CxoneError::Rejected { status: status.as_u16(), body: snippet(&body) });
+            return Err(CxoneError::Rejected {
+                status: status.as_u16(),
+                body: snippet(&body),
+            });
         }
     }
 }
 
 #[async_trait]
 impl DispositionSource for CxoneClient {
-    async fn changed_since(&self, since: Option<DateTime<Utc>>) -> Result<Vec<SourceRecord>, CxoneError> {
+    async fn changed_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<SourceRecord>, CxoneError> {
         let mut out = Vec::new();
         let mut previous_first: Option<Value> = None;
         for page in 1u32.. {
@@ -192,7 +239,10 @@ impl DispositionSource for CxoneClient {
             let items = page_items(body)?;
             // A server that ignores `page` would make us loop forever: stop on a repeated page.
             if !items.is_empty() && items.first() == previous_first.as_ref() {
-                return Err(CxoneError::BadResponse(format!("page {page} repeats page {}: paging is ignored", page - 1)));
+                return Err(CxoneError::BadResponse(format!(
+                    "page {page} repeats page {}: paging is ignored",
+                    page - 1
+                )));
             }
             previous_first = items.first().cloned();
             let count = items.len();
@@ -206,7 +256,9 @@ impl DispositionSource for CxoneClient {
 
     async fn get(&self, id: &DispositionId) -> Result<Option<SourceRecord>, CxoneError> {
         let mut url = join(&self.base, "api/v2/dispositions");
-        url.path_segments_mut().expect("base URL can have path segments").push(id.as_str());
+        url.path_segments_mut()
+            .expect("base URL can have path segments")
+            .push(id.as_str());
         Ok(self.get_json(url).await?.map(parse_record))
     }
 
@@ -226,9 +278,13 @@ fn page_items(body: Value) -> Result<Vec<Value>, CxoneError> {
         Value::Object(mut map) => match map.remove("dispositions") {
             Some(Value::Array(items)) => Ok(items),
             Some(Value::Null) | None => Ok(vec![]),
-            Some(_) => Err(CxoneError::BadResponse("`dispositions` is not an array".into())),
+            Some(_) => Err(CxoneError::BadResponse(
+                "`dispositions` is not an array".into(),
+            )),
         },
-        _ => Err(CxoneError::BadResponse("expected a JSON array or an object with `dispositions`".into())),
+        _ => Err(CxoneError::BadResponse(
+            "expected a JSON array or an object with `dispositions`".into(),
+        )),
     }
 }
 
@@ -247,14 +303,14 @@ fn validate(raw: &Value) -> Result<Disposition, String> {
         Some(Value::String(s)) => DispositionId::parse(s).map_err(|e| format!("id: {e}"))?,
         Some(Value::Number(n)) if n.is_u64() => DispositionId::parse(&n.to_string())?,
         Some(Value::Null) | None => return Err("id is missing".into()),
-        Some(other) => return Err(format!("id has the wrong type ({})", type_name(other))),
+        Some(other) => return Err(format!("id has the wrong type ({})", json_type(other))),
     };
     let text = |key: &str, required: bool| -> Result<Option<String>, String> {
         match obj.get(key) {
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Null) | None if !required => Ok(None),
             Some(Value::Null) | None => Err(format!("{key} is missing")),
-            Some(other) => Err(format!("{key} has the wrong type ({})", type_name(other))),
+            Some(other) => Err(format!("{key} has the wrong type ({})", json_type(other))),
         }
     };
     let name = text("name", true)?.unwrap_or_default();
@@ -264,7 +320,12 @@ fn validate(raw: &Value) -> Result<Disposition, String> {
     let is_active = match obj.get("is_active") {
         Some(Value::Bool(b)) => *b,
         Some(Value::Null) | None => return Err("is_active is missing".into()),
-        Some(other) => return Err(format!("is_active has the wrong type ({})", type_name(other))),
+        Some(other) => {
+            return Err(format!(
+                "is_active has the wrong type ({})",
+                json_type(other)
+            ));
+        }
     };
     let last_modified = match text("last_modified_date", true)? {
         Some(s) => DateTime::parse_from_rfc3339(&s)
@@ -280,17 +341,6 @@ fn validate(raw: &Value) -> Result<Disposition, String> {
         is_active,
         last_modified,
     })
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 /// Fetches CXone tokens with the client-credentials grant the guide describes.
@@ -314,29 +364,12 @@ impl TokenFetcher for CxoneTokenFetcher {
             ("client_secret", self.credentials.client_secret.expose()),
             ("scope", CXONE_SCOPE),
         ];
-        let response = self
-            .http
-            .post(self.url.clone())
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| AuthError::Unavailable { platform: PLATFORM, reason: describe_transport_error(&e) })?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let error = oauth_error(&body);
-            return Err(if status.is_server_error() {
-                AuthError::Unavailable { platform: PLATFORM, reason: format!("HTTP {status}: {error}") }
-            } else {
-                AuthError::Rejected { platform: PLATFORM, status: status.as_u16(), error }
-            });
-        }
-        let access_token = body
-            .get("access_token")
-            .and_then(Value::as_str)
-            .filter(|t| !t.is_empty())
-            .ok_or(AuthError::Unavailable { platform: PLATFORM, reason: "token response has no access_token".into() })?;
-        let lifetime = body.get("expires_in").and_then(Value::as_u64).unwrap_or(3600);
+        let body = token_request(&self.http, &self.url, PLATFORM, &form).await?;
+        let access_token = token_field(&body, "access_token", PLATFORM)?;
+        let lifetime = body
+            .get("expires_in")
+            .and_then(Value::as_u64)
+            .unwrap_or(3600);
         Ok(IssuedToken {
             access_token: crate::secrets::SecretString::new(access_token),
             lifetime: Duration::from_secs(lifetime),
@@ -345,45 +378,10 @@ impl TokenFetcher for CxoneTokenFetcher {
     }
 }
 
-/// `error` and `error_description` of an OAuth error body (never echoes anything else).
-pub(crate) fn oauth_error(body: &Value) -> String {
-    let error = body.get("error").and_then(Value::as_str).unwrap_or("unknown_error");
-    match body.get("error_description").and_then(Value::as_str) {
-        Some(d) => format!("{error}: {d}"),
-        None => error.to_owned(),
-    }
-}
-
 /// Seconds from a `Retry-After` header (the HTTP-date form is rare for APIs and treated as absent).
 fn retry_after(response: &reqwest::Response) -> Option<Duration> {
     let value = response.headers().get("retry-after")?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
-pub(crate) fn describe_transport_error(e: &reqwest::Error) -> String {
-    // reqwest's Display includes the URL, which carries no secret; the token is in a header.
-    let kind = if e.is_timeout() {
-        "timeout"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "transport error"
-    };
-    let mut text = format!("{kind}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        text.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    text
-}
-
-pub(crate) fn snippet(body: &str) -> String {
-    let mut s: String = body.chars().take(300).collect();
-    if body.chars().count() > 300 {
-        s.push('…');
-    }
-    s
 }
 
 #[cfg(test)]
@@ -398,9 +396,14 @@ mod tests {
 
     #[test]
     fn valid_records_parse() {
-        let SourceRecord::Valid { disposition, .. } = parse_record(good()) else { panic!() };
+        let SourceRecord::Valid { disposition, .. } = parse_record(good()) else {
+            panic!()
+        };
         assert_eq!(disposition.id.as_str(), "a1");
-        assert_eq!(format_ts(disposition.last_modified), "2024-03-15T14:32:00.000Z");
+        assert_eq!(
+            format_ts(disposition.last_modified),
+            "2024-03-15T14:32:00.000Z"
+        );
     }
 
     #[test]
@@ -417,11 +420,16 @@ mod tests {
             let mut raw = good();
             raw[key] = value;
             match parse_record(raw) {
-                SourceRecord::Malformed { reason, .. } => assert!(reason.contains(expected), "{key}: {reason}"),
+                SourceRecord::Malformed { reason, .. } => {
+                    assert!(reason.contains(expected), "{key}: {reason}")
+                }
                 other => panic!("{key}: {other:?}"),
             }
         }
-        assert!(matches!(parse_record(json!([1])), SourceRecord::Malformed { .. }));
+        assert!(matches!(
+            parse_record(json!([1])),
+            SourceRecord::Malformed { .. }
+        ));
     }
 
     #[test]

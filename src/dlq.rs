@@ -75,7 +75,11 @@ pub struct Received {
 #[async_trait]
 pub trait DeadLetterInbox: Send + Sync {
     /// Up to `max` messages, hidden from other readers for `visibility`.
-    async fn receive(&self, max: usize, visibility: std::time::Duration) -> Result<Vec<Received>, DlqError>;
+    async fn receive(
+        &self,
+        max: usize,
+        visibility: std::time::Duration,
+    ) -> Result<Vec<Received>, DlqError>;
     /// Deletes messages once their records are safe.
     async fn delete(&self, receipt_handles: &[String]) -> Result<(), DlqError>;
     /// Makes messages visible again at once (they stay in the queue).
@@ -89,8 +93,8 @@ pub trait DeadLetterInbox: Send + Sync {
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
-    SendMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
 };
 use std::collections::{BTreeMap, HashSet};
 
@@ -194,7 +198,11 @@ impl DeadLetterQueue for SqsDeadLetterQueue {
 
 #[async_trait]
 impl DeadLetterInbox for SqsDeadLetterQueue {
-    async fn receive(&self, max: usize, visibility: std::time::Duration) -> Result<Vec<Received>, DlqError> {
+    async fn receive(
+        &self,
+        max: usize,
+        visibility: std::time::Duration,
+    ) -> Result<Vec<Received>, DlqError> {
         let mut out = Vec::new();
         while out.len() < max {
             let want = (max - out.len()).min(SQS_MAX_BATCH) as i32;
@@ -208,13 +216,20 @@ impl DeadLetterInbox for SqsDeadLetterQueue {
                 .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
                 .send()
                 .await
-                .map_err(|e| DlqError(format!("ReceiveMessage failed: {}", DisplayErrorContext(&e))))?;
+                .map_err(|e| {
+                    DlqError(format!(
+                        "ReceiveMessage failed: {}",
+                        DisplayErrorContext(&e)
+                    ))
+                })?;
             let messages = page.messages();
             if messages.is_empty() {
                 break;
             }
             for m in messages {
-                let (Some(id), Some(handle)) = (m.message_id(), m.receipt_handle()) else { continue };
+                let (Some(id), Some(handle)) = (m.message_id(), m.receipt_handle()) else {
+                    continue;
+                };
                 let receive_count = m
                     .attributes()
                     .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
@@ -236,7 +251,13 @@ impl DeadLetterInbox for SqsDeadLetterQueue {
             let entries = chunk
                 .iter()
                 .enumerate()
-                .map(|(i, h)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(h).build().expect("id and handle are set"))
+                .map(|(i, h)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(h)
+                        .build()
+                        .expect("id and handle are set")
+                })
                 .collect();
             let out = self
                 .client
@@ -245,9 +266,17 @@ impl DeadLetterInbox for SqsDeadLetterQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| DlqError(format!("DeleteMessageBatch failed: {}", DisplayErrorContext(&e))))?;
+                .map_err(|e| {
+                    DlqError(format!(
+                        "DeleteMessageBatch failed: {}",
+                        DisplayErrorContext(&e)
+                    ))
+                })?;
             if !out.failed().is_empty() {
-                return Err(DlqError(format!("SQS did not delete {} messages", out.failed().len())));
+                return Err(DlqError(format!(
+                    "SQS did not delete {} messages",
+                    out.failed().len()
+                )));
             }
         }
         Ok(())
@@ -273,18 +302,34 @@ impl DeadLetterInbox for SqsDeadLetterQueue {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| DlqError(format!("ChangeMessageVisibilityBatch failed: {}", DisplayErrorContext(&e))))?;
+                .map_err(|e| {
+                    DlqError(format!(
+                        "ChangeMessageVisibilityBatch failed: {}",
+                        DisplayErrorContext(&e)
+                    ))
+                })?;
         }
         Ok(())
     }
 
     async fn send_raw(&self, body: &str, reason: &str) -> Result<(), DlqError> {
-        let mut request = self.client.send_message().queue_url(&self.queue_url).message_body(body);
+        let mut request = self
+            .client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(body);
         if sqs_text_ok(reason) {
-            let value = MessageAttributeValue::builder().data_type("String").string_value(reason).build().expect("the data type is set");
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(reason)
+                .build()
+                .expect("the data type is set");
             request = request.message_attributes("parked_reason", value);
         }
-        request.send().await.map_err(|e| DlqError(format!("SendMessage failed: {}", DisplayErrorContext(&e))))?;
+        request
+            .send()
+            .await
+            .map_err(|e| DlqError(format!("SendMessage failed: {}", DisplayErrorContext(&e))))?;
         Ok(())
     }
 }

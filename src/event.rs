@@ -28,61 +28,95 @@ pub struct EventError(pub String);
 
 pub fn parse(event: &Value) -> Result<Invocation, EventError> {
     let Some(obj) = event.as_object() else {
-        return Err(EventError(format!("the event is a JSON {}, not an object", kind(event))));
+        return Err(EventError(format!(
+            "the event is a JSON {}, not an object",
+            crate::http::json_type(event)
+        )));
     };
     if let Some(records) = obj.get("Records") {
         return sqs(records);
     }
     if let Some(detail_type) = obj.get("detail-type") {
         return match detail_type.as_str() {
-            Some("Scheduled Event") => Ok(Invocation::Sync { full: false, allow_mass_change: false }),
-            _ => Err(EventError(format!("EventBridge detail-type {detail_type} is not \"Scheduled Event\""))),
+            Some("Scheduled Event") => Ok(Invocation::Sync {
+                full: false,
+                allow_mass_change: false,
+            }),
+            _ => Err(EventError(format!(
+                "EventBridge detail-type {detail_type} is not \"Scheduled Event\""
+            ))),
         };
     }
     let flag = |key: &str| -> Result<Option<bool>, EventError> {
         match obj.get(key) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(other) => Err(EventError(format!("\"{key}\" must be true or false, got {other}"))),
+            Some(other) => Err(EventError(format!(
+                "\"{key}\" must be true or false, got {other}"
+            ))),
         }
     };
     let only = |action: &str, allowed: &[&str]| -> Result<(), EventError> {
-        match obj.keys().find(|k| k.as_str() != "action" && !allowed.contains(&k.as_str())) {
-            Some(unknown) => Err(EventError(format!("unknown key {unknown:?} for action {action:?} (allowed: action, {})", allowed.join(", ")))),
+        match obj
+            .keys()
+            .find(|k| k.as_str() != "action" && !allowed.contains(&k.as_str()))
+        {
+            Some(unknown) => Err(EventError(format!(
+                "unknown key {unknown:?} for action {action:?} (allowed: action, {})",
+                allowed.join(", ")
+            ))),
             None => Ok(()),
         }
     };
     match obj.get("action") {
         Some(Value::String(action)) if action == "sync" => {
             only("sync", &["full", "allow_mass_change"])?;
-            Ok(Invocation::Sync { full: flag("full")?.unwrap_or(false), allow_mass_change: flag("allow_mass_change")?.unwrap_or(false) })
+            Ok(Invocation::Sync {
+                full: flag("full")?.unwrap_or(false),
+                allow_mass_change: flag("allow_mass_change")?.unwrap_or(false),
+            })
         }
         Some(Value::String(action)) if action == "purge" => {
             only("purge", &["dry_run"])?;
             // Deleting is never the default: a purge without an explicit `"dry_run": false` only lists.
-            Ok(Invocation::Purge { dry_run: flag("dry_run")?.unwrap_or(true) })
+            Ok(Invocation::Purge {
+                dry_run: flag("dry_run")?.unwrap_or(true),
+            })
         }
         Some(Value::String(action)) if action == "redrive" => {
             only("redrive", &["max_messages"])?;
             match obj.get("max_messages") {
                 None | Some(Value::Null) => Ok(Invocation::Redrive { max_messages: None }),
-                Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => Ok(Invocation::Redrive { max_messages: n.as_u64().map(|n| n as usize) }),
-                Some(other) => Err(EventError(format!("\"max_messages\" must be a whole number above 0, got {other}"))),
+                Some(Value::Number(n)) if n.as_u64().is_some_and(|n| n > 0) => {
+                    Ok(Invocation::Redrive {
+                        max_messages: n.as_u64().map(|n| n as usize),
+                    })
+                }
+                Some(other) => Err(EventError(format!(
+                    "\"max_messages\" must be a whole number above 0, got {other}"
+                ))),
             }
         }
         Some(Value::String(action)) => Err(EventError(format!("unknown action {action:?}"))),
-        Some(other) => Err(EventError(format!("\"action\" must be a string, got {other}"))),
+        Some(other) => Err(EventError(format!(
+            "\"action\" must be a string, got {other}"
+        ))),
         None => Err(EventError("no \"action\" and no \"detail-type\"".into())),
     }
 }
 
 /// An SQS event: every record must come from SQS and carry a message id (needed to report it).
 fn sqs(records: &Value) -> Result<Invocation, EventError> {
-    let records = records.as_array().ok_or_else(|| EventError("\"Records\" is not an array".into()))?;
+    let records = records
+        .as_array()
+        .ok_or_else(|| EventError("\"Records\" is not an array".into()))?;
     let mut messages = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
         if r.get("eventSource").and_then(Value::as_str) != Some("aws:sqs") {
-            return Err(EventError(format!("record {i} is not from SQS (eventSource {})", r.get("eventSource").unwrap_or(&Value::Null))));
+            return Err(EventError(format!(
+                "record {i} is not from SQS (eventSource {})",
+                r.get("eventSource").unwrap_or(&Value::Null)
+            )));
         }
         let message_id = r
             .get("messageId")
@@ -97,22 +131,15 @@ fn sqs(records: &Value) -> Result<Invocation, EventError> {
         messages.push(Incoming {
             message_id: message_id.to_owned(),
             // A missing body is passed on as empty: the redrive reports it as not a dead letter.
-            body: r.get("body").and_then(Value::as_str).unwrap_or_default().to_owned(),
+            body: r
+                .get("body")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
             receive_count,
         });
     }
     Ok(Invocation::SqsRedrive(messages))
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "boolean",
-        Value::Number(_) => "number",
-        Value::String(_) => "string",
-        Value::Array(_) => "array",
-        Value::Object(_) => "object",
-    }
 }
 
 #[cfg(test)]
@@ -123,29 +150,64 @@ mod tests {
     #[test]
     fn accepted_shapes() {
         let scheduled = json!({"version": "0", "id": "x", "detail-type": "Scheduled Event", "source": "aws.events", "detail": {}});
-        let sync = |full, allow_mass_change| Ok(Invocation::Sync { full, allow_mass_change });
+        let sync = |full, allow_mass_change| {
+            Ok(Invocation::Sync {
+                full,
+                allow_mass_change,
+            })
+        };
         assert_eq!(parse(&scheduled), sync(false, false));
         assert_eq!(parse(&json!({"action": "sync"})), sync(false, false));
-        assert_eq!(parse(&json!({"action": "sync", "full": true})), sync(true, false));
-        assert_eq!(parse(&json!({"action": "sync", "full": true, "allow_mass_change": true})), sync(true, true));
-        assert_eq!(parse(&json!({"action": "purge"})), Ok(Invocation::Purge { dry_run: true }));
-        assert_eq!(parse(&json!({"action": "purge", "dry_run": false})), Ok(Invocation::Purge { dry_run: false }));
-        assert_eq!(parse(&json!({"action": "redrive", "max_messages": 5})), Ok(Invocation::Redrive { max_messages: Some(5) }));
+        assert_eq!(
+            parse(&json!({"action": "sync", "full": true})),
+            sync(true, false)
+        );
+        assert_eq!(
+            parse(&json!({"action": "sync", "full": true, "allow_mass_change": true})),
+            sync(true, true)
+        );
+        assert_eq!(
+            parse(&json!({"action": "purge"})),
+            Ok(Invocation::Purge { dry_run: true })
+        );
+        assert_eq!(
+            parse(&json!({"action": "purge", "dry_run": false})),
+            Ok(Invocation::Purge { dry_run: false })
+        );
+        assert_eq!(
+            parse(&json!({"action": "redrive", "max_messages": 5})),
+            Ok(Invocation::Redrive {
+                max_messages: Some(5)
+            })
+        );
         let sqs = json!({"Records": [{"messageId": "m1", "body": "{}", "eventSource": "aws:sqs",
                                       "attributes": {"ApproximateReceiveCount": "3"}}]});
         match parse(&sqs).unwrap() {
-            Invocation::SqsRedrive(m) => assert_eq!((m[0].message_id.as_str(), m[0].receive_count), ("m1", 3)),
+            Invocation::SqsRedrive(m) => {
+                assert_eq!((m[0].message_id.as_str(), m[0].receive_count), ("m1", 3))
+            }
             other => panic!("{other:?}"),
         }
     }
 
     #[test]
     fn everything_else_is_refused_with_what_was_expected() {
-        for bad in [json!({}), json!([]), json!({"action": "dance"}), json!({"action": "sync", "full": "yes"}),
-                    json!({"action": "sync", "ful": true}), json!({"action": "purge", "dry_run": "no"}), json!({"action": "redrive", "max_messages": 0}),
-                    json!({"Records": [{"eventSource": "aws:s3", "messageId": "x"}]}), json!({"detail-type": "Object Created", "source": "aws.s3"})] {
+        for bad in [
+            json!({}),
+            json!([]),
+            json!({"action": "dance"}),
+            json!({"action": "sync", "full": "yes"}),
+            json!({"action": "sync", "ful": true}),
+            json!({"action": "purge", "dry_run": "no"}),
+            json!({"action": "redrive", "max_messages": 0}),
+            json!({"Records": [{"eventSource": "aws:s3", "messageId": "x"}]}),
+            json!({"detail-type": "Object Created", "source": "aws.s3"}),
+        ] {
             let err = parse(&bad).unwrap_err().to_string();
-            assert!(err.contains("Expected an EventBridge scheduled event"), "{bad}: {err}");
+            assert!(
+                err.contains("Expected an EventBridge scheduled event"),
+                "{bad}: {err}"
+            );
         }
     }
 }

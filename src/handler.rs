@@ -4,10 +4,10 @@ use crate::config::Config;
 use crate::cxone::CxoneClient;
 use crate::dlq::SqsDeadLetterQueue;
 use crate::event::{self, Invocation};
-use crate::salesforce::SalesforceClient;
-use crate::secrets::{SecretError, SecretSource, SecretsManagerSource};
 use crate::purge::Purge;
 use crate::redrive;
+use crate::salesforce::SalesforceClient;
+use crate::secrets::{SecretError, SecretSource, SecretsManagerSource};
 use crate::sync::{CycleReport, CycleRequest, Engine, SchemaCache, Settings, Status};
 use crate::watermark::DynamoDbStateStore;
 use chrono::{DateTime, Utc};
@@ -34,7 +34,10 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             HandlerError::Secret(_) => "CredentialsUnavailable",
             HandlerError::Http(_) => "HttpClient",
         };
-        lambda_runtime::Diagnostic { error_type: error_type.into(), error_message: e.to_string() }
+        lambda_runtime::Diagnostic {
+            error_type: error_type.into(),
+            error_message: e.to_string(),
+        }
     }
 }
 
@@ -65,7 +68,10 @@ impl App {
             .connect_timeout(Duration::from_secs(3))
             .operation_timeout(Duration::from_secs(20))
             .build();
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).timeout_config(timeouts).load().await;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .timeout_config(timeouts)
+            .load()
+            .await;
         Self::with_sdk(config, &sdk)
     }
 
@@ -82,10 +88,20 @@ impl App {
             .map_err(|e| HandlerError::Http(e.to_string()))?;
         Ok(Self {
             settings: Settings::from_config(&config),
-            secrets: Box::new(SecretsManagerSource::new(aws_sdk_secretsmanager::Client::new(&sdk), &config.secret_id)),
-            state: DynamoDbStateStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.state_table, &config.sync_id),
+            secrets: Box::new(SecretsManagerSource::new(
+                aws_sdk_secretsmanager::Client::new(&sdk),
+                &config.secret_id,
+            )),
+            state: DynamoDbStateStore::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                &config.state_table,
+                &config.sync_id,
+            ),
             dlq: SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), &config.dlq_url),
-            parking: config.parking_url.as_ref().map(|url| SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), url)),
+            parking: config
+                .parking_url
+                .as_ref()
+                .map(|url| SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), url)),
             http,
             platforms: Mutex::new(None),
             schema: SchemaCache::default(),
@@ -94,7 +110,12 @@ impl App {
     }
 
     /// Handles one event. `deadline` is when the invocation must have returned.
-    pub async fn handle(&self, event: Value, request_id: &str, deadline: Option<DateTime<Utc>>) -> Result<Value, HandlerError> {
+    pub async fn handle(
+        &self,
+        event: Value,
+        request_id: &str,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<Value, HandlerError> {
         let invocation = event::parse(&event)?;
         let span = tracing::info_span!("invocation", request_id, sync_id = %self.config.sync_id);
         async move {
@@ -140,18 +161,38 @@ impl App {
     async fn sync(&self, request: CycleRequest) -> Result<CycleReport, HandlerError> {
         let platforms = self.platforms(false).await?;
         let report = self.run_cycle(&platforms, request.clone()).await;
-        let auth_failed = report.status == Status::Failed && report.reason.as_deref().is_some_and(|r| r.starts_with("auth_unavailable"));
+        let auth_failed = report.status == Status::Failed
+            && report
+                .reason
+                .as_deref()
+                .is_some_and(|r| r.starts_with("auth_unavailable"));
         if !auth_failed {
             return Ok(report);
         }
         // The credentials may have been rotated: re-read the secret and try once more.
-        tracing::warn!("authentication failed; re-reading the credentials secret and retrying once");
+        tracing::warn!(
+            "authentication failed; re-reading the credentials secret and retrying once"
+        );
         let platforms = self.platforms(true).await?;
-        Ok(self.run_cycle(&platforms, CycleRequest { retry: true, ..request }).await)
+        Ok(self
+            .run_cycle(
+                &platforms,
+                CycleRequest {
+                    retry: true,
+                    ..request
+                },
+            )
+            .await)
     }
 
     async fn run_cycle(&self, platforms: &Platforms, request: CycleRequest) -> CycleReport {
-        self.engine(platforms).run(request).instrument(tracing::info_span!("cycle", cycle_id = tracing::field::Empty)).await
+        self.engine(platforms)
+            .run(request)
+            .instrument(tracing::info_span!(
+                "cycle",
+                cycle_id = tracing::field::Empty
+            ))
+            .await
     }
 
     fn engine<'a>(&'a self, platforms: &'a Platforms) -> Engine<'a> {
@@ -167,7 +208,10 @@ impl App {
 
     fn parking(&self) -> redrive::Parking<'_> {
         redrive::Parking {
-            queue: self.parking.as_ref().map(|q| q as &dyn redrive::ParkingQueue),
+            queue: self
+                .parking
+                .as_ref()
+                .map(|q| q as &dyn redrive::ParkingQueue),
             max_attempts: self.config.redrive_max_attempts,
         }
     }
@@ -184,7 +228,11 @@ impl App {
         let credentials = self.secrets.load().await?;
         let platforms = Arc::new(Platforms {
             cxone: CxoneClient::new(&self.config, self.http.clone(), credentials.cxone),
-            salesforce: SalesforceClient::new(&self.config, self.http.clone(), credentials.salesforce),
+            salesforce: SalesforceClient::new(
+                &self.config,
+                self.http.clone(),
+                credentials.salesforce,
+            ),
         });
         *slot = Some(platforms.clone());
         Ok(platforms)

@@ -49,7 +49,12 @@ impl Rules {
         let aliased = self
             .aliases
             .get(trimmed)
-            .or_else(|| self.aliases.iter().find(|(k, _)| k.trim().eq_ignore_ascii_case(trimmed)).map(|(_, v)| v))
+            .or_else(|| {
+                self.aliases
+                    .iter()
+                    .find(|(k, _)| k.trim().eq_ignore_ascii_case(trimmed))
+                    .map(|(_, v)| v)
+            })
             .map(|v| v.trim())
             .unwrap_or(trimmed);
         let field = self.schema.field("Category__c");
@@ -62,7 +67,11 @@ impl Rules {
         if let Some(v) = allowed.iter().find(|v| v.eq_ignore_ascii_case(aliased)) {
             return Some(v.clone());
         }
-        if field.is_some_and(|f| f.restricted) { None } else { Some(aliased.to_owned()) }
+        if field.is_some_and(|f| f.restricted) {
+            None
+        } else {
+            Some(aliased.to_owned())
+        }
     }
 
     fn max_len(&self, field: &str) -> Option<usize> {
@@ -73,14 +82,22 @@ impl Rules {
 /// The sObject Collections record for `d`. Every field the sync owns is always present, so an
 /// update also clears what CXone cleared (a removed description, an archive date on
 /// reactivation, a review flag that no longer applies).
-pub fn to_salesforce(d: &Disposition, target: &Target, rules: &Rules) -> Result<Mapped, RecordError> {
+pub fn to_salesforce(
+    d: &Disposition,
+    target: &Target,
+    rules: &Rules,
+) -> Result<Mapped, RecordError> {
     let external_id = d.id.as_str();
     if let Some(max) = rules.max_len(&target.external_id_field)
         && external_id.chars().count() > max
     {
         return Err(RecordError {
             code: "EXTERNAL_ID_TOO_LONG".into(),
-            message: format!("external ID is {} characters; {} allows {max}", external_id.chars().count(), target.external_id_field),
+            message: format!(
+                "external ID is {} characters; {} allows {max}",
+                external_id.chars().count(),
+                target.external_id_field
+            ),
             fields: vec![target.external_id_field.clone()],
         });
     }
@@ -107,18 +124,34 @@ pub fn to_salesforce(d: &Disposition, target: &Target, rules: &Rules) -> Result<
     record.insert("attributes".into(), json!({ "type": target.object }));
     record.insert(target.external_id_field.clone(), json!(external_id));
     record.insert("Name".into(), text("Name", Some(&d.name)));
-    record.insert("Description__c".into(), text("Description__c", d.description.as_deref()));
+    record.insert(
+        "Description__c".into(),
+        text("Description__c", d.description.as_deref()),
+    );
     record.insert("Category__c".into(), json!(category));
-    record.insert("RawCategory__c".into(), text("RawCategory__c", raw_category.as_deref()));
+    record.insert(
+        "RawCategory__c".into(),
+        text("RawCategory__c", raw_category.as_deref()),
+    );
     record.insert("IsActive__c".into(), json!(d.is_active));
-    record.insert("LastModifiedCXone__c".into(), json!(format_ts(d.last_modified)));
+    record.insert(
+        "LastModifiedCXone__c".into(),
+        json!(format_ts(d.last_modified)),
+    );
     // Archival is a soft delete: the archive date is the CXone time of the deactivating version,
     // so retries and re-syncs write the same value.
     let archived = (!d.is_active).then(|| format_ts(d.last_modified));
     record.insert("ArchivedDate__c".into(), json!(archived));
     record.insert("NeedsReview__c".into(), json!(unmapped.is_some()));
-    record.insert("ReviewReason__c".into(), text("ReviewReason__c", review_reason.as_deref()));
-    Ok(Mapped { payload: Value::Object(record), unmapped_category: unmapped, truncated })
+    record.insert(
+        "ReviewReason__c".into(),
+        text("ReviewReason__c", review_reason.as_deref()),
+    );
+    Ok(Mapped {
+        payload: Value::Object(record),
+        unmapped_category: unmapped,
+        truncated,
+    })
 }
 
 /// The record that flags a Salesforce row no CXone code matches: only the review fields, so
@@ -135,14 +168,19 @@ pub fn stale_flag(external_id: &str, target: &Target) -> Value {
 /// Whether Salesforce's `row` already holds every field of `payload` (timestamps compared as
 /// instants, since Salesforce answers `...000+0000` for what we sent as `...000Z`).
 pub fn matches(payload: &Value, row: &Value) -> bool {
-    let Some(fields) = payload.as_object() else { return false };
-    fields.iter().filter(|(k, _)| k.as_str() != "attributes").all(|(k, want)| {
-        let have = row.get(k).unwrap_or(&Value::Null);
-        match (want, have) {
-            (Value::String(a), Value::String(b)) => a == b || same_instant(a, b),
-            (a, b) => a == b,
-        }
-    })
+    let Some(fields) = payload.as_object() else {
+        return false;
+    };
+    fields
+        .iter()
+        .filter(|(k, _)| k.as_str() != "attributes")
+        .all(|(k, want)| {
+            let have = row.get(k).unwrap_or(&Value::Null);
+            match (want, have) {
+                (Value::String(a), Value::String(b)) => a == b || same_instant(a, b),
+                (a, b) => a == b,
+            }
+        })
 }
 
 fn same_instant(a: &str, b: &str) -> bool {
@@ -162,18 +200,40 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     fn target() -> Target {
-        Target { object: "Disposition__c".into(), external_id_field: "CXone_DispositionId__c".into() }
+        Target {
+            object: "Disposition__c".into(),
+            external_id_field: "CXone_DispositionId__c".into(),
+        }
     }
 
     fn rules() -> Rules {
         let mut schema = ObjectSchema::default();
-        schema.fields.insert("Name".into(), FieldInfo { length: Some(80), ..Default::default() });
-        schema.fields.insert("CXone_DispositionId__c".into(), FieldInfo { length: Some(50), ..Default::default() });
+        schema.fields.insert(
+            "Name".into(),
+            FieldInfo {
+                length: Some(80),
+                ..Default::default()
+            },
+        );
+        schema.fields.insert(
+            "CXone_DispositionId__c".into(),
+            FieldInfo {
+                length: Some(50),
+                ..Default::default()
+            },
+        );
         schema.fields.insert(
             "Category__c".into(),
-            FieldInfo { picklist: Some(vec!["Sales".into(), "Support".into()]), restricted: true, ..Default::default() },
+            FieldInfo {
+                picklist: Some(vec!["Sales".into(), "Support".into()]),
+                restricted: true,
+                ..Default::default()
+            },
         );
-        Rules { schema, aliases: BTreeMap::from([("Customer Care".to_string(), "Support".to_string())]) }
+        Rules {
+            schema,
+            aliases: BTreeMap::from([("Customer Care".to_string(), "Support".to_string())]),
+        }
     }
 
     fn code(category: Option<&str>) -> Disposition {
@@ -193,11 +253,20 @@ mod tests {
         let r = to_salesforce(&d, &target(), &rules()).unwrap().payload;
         assert_eq!(r["attributes"]["type"], "Disposition__c");
         assert_eq!(r["CXone_DispositionId__c"], "a1");
-        assert_eq!((r["IsActive__c"].clone(), r["NeedsReview__c"].clone()), (json!(true), json!(false)));
-        assert_eq!((r["Description__c"].clone(), r["ArchivedDate__c"].clone()), (Value::Null, Value::Null));
+        assert_eq!(
+            (r["IsActive__c"].clone(), r["NeedsReview__c"].clone()),
+            (json!(true), json!(false))
+        );
+        assert_eq!(
+            (r["Description__c"].clone(), r["ArchivedDate__c"].clone()),
+            (Value::Null, Value::Null)
+        );
         assert_eq!(r["LastModifiedCXone__c"], "2024-03-15T14:32:00.000Z");
         d.is_active = false;
-        assert_eq!(to_salesforce(&d, &target(), &rules()).unwrap().payload["ArchivedDate__c"], "2024-03-15T14:32:00.000Z");
+        assert_eq!(
+            to_salesforce(&d, &target(), &rules()).unwrap().payload["ArchivedDate__c"],
+            "2024-03-15T14:32:00.000Z"
+        );
     }
 
     #[test]
@@ -216,7 +285,10 @@ mod tests {
         assert_eq!(m.payload["Category__c"], Value::Null);
         assert_eq!(m.payload["RawCategory__c"], "Compliance Review");
         assert_eq!(m.payload["NeedsReview__c"], true);
-        assert_eq!(m.payload["ReviewReason__c"], "unmapped category: Compliance Review");
+        assert_eq!(
+            m.payload["ReviewReason__c"],
+            "unmapped category: Compliance Review"
+        );
     }
 
     #[test]
@@ -227,12 +299,17 @@ mod tests {
         assert_eq!(m.payload["Name"].as_str().unwrap().chars().count(), 80);
         assert_eq!(m.truncated, 1);
         d.id = DispositionId::parse(&"x".repeat(51)).unwrap();
-        assert_eq!(to_salesforce(&d, &target(), &rules()).unwrap_err().code, "EXTERNAL_ID_TOO_LONG");
+        assert_eq!(
+            to_salesforce(&d, &target(), &rules()).unwrap_err().code,
+            "EXTERNAL_ID_TOO_LONG"
+        );
     }
 
     #[test]
     fn rows_match_payloads_across_datetime_formats() {
-        let payload = to_salesforce(&code(Some("Sales")), &target(), &rules()).unwrap().payload;
+        let payload = to_salesforce(&code(Some("Sales")), &target(), &rules())
+            .unwrap()
+            .payload;
         let mut row = payload.clone();
         row["LastModifiedCXone__c"] = json!("2024-03-15T14:32:00.000+0000");
         row["Id"] = json!("a0B000000000001AAA");

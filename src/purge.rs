@@ -95,8 +95,13 @@ impl Purge<'_> {
             }
         };
         // Whatever the query returned, only inactive records archived before the cutoff qualify.
-        report.candidates = rows.iter().filter_map(|row| candidate(row, &t.external_id_field, cutoff)).collect();
-        report.candidates.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        report.candidates = rows
+            .iter()
+            .filter_map(|row| candidate(row, &t.external_id_field, cutoff))
+            .collect();
+        report
+            .candidates
+            .sort_by(|a, b| a.external_id.cmp(&b.external_id));
         if dry_run {
             return;
         }
@@ -116,13 +121,21 @@ impl Purge<'_> {
                     }
                 }
                 Err(e) => {
-                    report.failed.extend(chunk.iter().map(|c| PurgeFailure { id: c.id.clone(), external_id: c.external_id.clone(), error: e.to_string() }));
+                    report.failed.extend(chunk.iter().map(|c| PurgeFailure {
+                        id: c.id.clone(),
+                        external_id: c.external_id.clone(),
+                        error: e.to_string(),
+                    }));
                 }
             }
         }
         if !report.failed.is_empty() {
             report.status = Status::Partial;
-            report.reason = Some(format!("{} of {} deletions failed", report.failed.len(), report.candidates.len()));
+            report.reason = Some(format!(
+                "{} of {} deletions failed",
+                report.failed.len(),
+                report.candidates.len()
+            ));
         }
     }
 }
@@ -154,11 +167,20 @@ mod tests {
 
     #[test]
     fn only_old_inactive_rows_qualify_whatever_the_query_returned() {
-        let cutoff = DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z").unwrap().with_timezone(&Utc);
+        let cutoff = DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let row = |active: bool, archived: &str| json!({"Id": "a0B1", "X": "ext", "IsActive__c": active, "ArchivedDate__c": archived});
         assert!(candidate(&row(false, "2023-06-01T00:00:00.000+0000"), "X", cutoff).is_some());
         assert!(candidate(&row(true, "2023-06-01T00:00:00.000+0000"), "X", cutoff).is_none());
         assert!(candidate(&row(false, "2025-06-01T00:00:00.000+0000"), "X", cutoff).is_none());
-        assert!(candidate(&json!({"Id": "a0B1", "X": "ext", "IsActive__c": false}), "X", cutoff).is_none());
+        assert!(
+            candidate(
+                &json!({"Id": "a0B1", "X": "ext", "IsActive__c": false}),
+                "X",
+                cutoff
+            )
+            .is_none()
+        );
     }
 }

@@ -12,7 +12,9 @@
 //! attempt count. After `REDRIVE_MAX_ATTEMPTS` it moves to the parking queue when `PARKING_URL`
 //! is set, and otherwise stays where it is, reported on every run: never dropped.
 
-use crate::dlq::{DeadLetter, DeadLetterInbox, DeadLetterQueue, Received, RecordError, SCHEMA_VERSION};
+use crate::dlq::{
+    DeadLetter, DeadLetterInbox, DeadLetterQueue, Received, RecordError, SCHEMA_VERSION,
+};
 use crate::domain::{DispositionId, SourceRecord};
 use crate::mapping::{self, STALE_REASON, to_salesforce};
 use crate::sync::{Engine, Item, Status};
@@ -35,7 +37,11 @@ pub struct Incoming {
 
 impl From<&Received> for Incoming {
     fn from(r: &Received) -> Self {
-        Self { message_id: r.message_id.clone(), body: r.body.clone(), receive_count: r.receive_count }
+        Self {
+            message_id: r.message_id.clone(),
+            body: r.body.clone(),
+            receive_count: r.receive_count,
+        }
     }
 }
 
@@ -84,7 +90,11 @@ pub struct RedriveReport {
 impl Engine<'_> {
     /// Decides and carries out the write for each message; one fate per message, in order.
     /// Takes the sync's lease, so a redrive and a cycle never write at the same time.
-    pub async fn redrive(&self, messages: &[Incoming], deadline: Option<DateTime<Utc>>) -> Vec<Fate> {
+    pub async fn redrive(
+        &self,
+        messages: &[Incoming],
+        deadline: Option<DateTime<Utc>>,
+    ) -> Vec<Fate> {
         let owner = format!("redrive-{}", uuid::Uuid::new_v4());
         let now = Utc::now();
         let stored = match self.state.load().await {
@@ -94,13 +104,21 @@ impl Engine<'_> {
         if let Some(lease) = &stored.state.lease
             && lease.expires > now
         {
-            return defer_all(messages, format!("another cycle ({}) holds the lease", lease.owner));
+            return defer_all(
+                messages,
+                format!("another cycle ({}) holds the lease", lease.owner),
+            );
         }
         let mut leased = stored.state.clone();
-        leased.lease = Some(Lease { owner, expires: deadline.unwrap_or(now + chrono::Duration::minutes(15)) });
+        leased.lease = Some(Lease {
+            owner,
+            expires: deadline.unwrap_or(now + chrono::Duration::minutes(15)),
+        });
         let version = match self.state.save(&leased, stored.version).await {
             Ok(v) => v,
-            Err(StateError::Conflict { .. }) => return defer_all(messages, "another invocation took the lease first".into()),
+            Err(StateError::Conflict { .. }) => {
+                return defer_all(messages, "another invocation took the lease first".into());
+            }
             Err(e) => return defer_all(messages, format!("state_unavailable: {e}")),
         };
         let fates = self.redrive_leased(messages, deadline).await;
@@ -112,7 +130,11 @@ impl Engine<'_> {
         fates
     }
 
-    async fn redrive_leased(&self, messages: &[Incoming], deadline: Option<DateTime<Utc>>) -> Vec<Fate> {
+    async fn redrive_leased(
+        &self,
+        messages: &[Incoming],
+        deadline: Option<DateTime<Utc>>,
+    ) -> Vec<Fate> {
         let mut fates: Vec<Option<Fate>> = vec![None; messages.len()];
         // Parse, and group the valid letters by code: duplicates collapse into one write.
         let mut letters: Vec<Option<DeadLetter>> = Vec::with_capacity(messages.len());
@@ -122,7 +144,13 @@ impl Engine<'_> {
                 Ok(letter) => {
                     match &letter.external_id {
                         Some(id) => by_code.entry(id.clone()).or_default().push(i),
-                        None => fates[i] = Some(failed(&letter, "NO_EXTERNAL_ID", "the record has no CXone id, so it cannot be re-read; fix it in CXone")),
+                        None => {
+                            fates[i] = Some(failed(
+                                &letter,
+                                "NO_EXTERNAL_ID",
+                                "the record has no CXone id, so it cannot be re-read; fix it in CXone",
+                            ))
+                        }
                     }
                     letters.push(Some(letter));
                 }
@@ -137,29 +165,52 @@ impl Engine<'_> {
         // Re-read every code from CXone: the current version is what gets written.
         let rules = match self.rules(false).await {
             Ok(r) => r,
-            Err(e) => return finish(fates, &format!("salesforce_unavailable: describe failed: {e}")),
+            Err(e) => {
+                return finish(
+                    fates,
+                    &format!("salesforce_unavailable: describe failed: {e}"),
+                );
+            }
         };
         let mut items: Vec<Item> = Vec::new();
         let mut item_code: Vec<String> = Vec::new();
         let mut gone: Vec<String> = Vec::new();
         for (code, indexes) in &by_code {
             let Ok(id) = DispositionId::parse(code) else {
-                set_all(&mut fates, indexes, |i| failed(letters[i].as_ref().unwrap(), "INVALID_EXTERNAL_ID", "the external id is empty or invalid"));
+                set_all(&mut fates, indexes, |i| {
+                    failed(
+                        letters[i].as_ref().unwrap(),
+                        "INVALID_EXTERNAL_ID",
+                        "the external id is empty or invalid",
+                    )
+                });
                 continue;
             };
             match self.source.get(&id).await {
-                Err(e) => set_all(&mut fates, indexes, |_| Fate::Deferred(format!("cxone_unavailable: {e}"))),
+                Err(e) => set_all(&mut fates, indexes, |_| {
+                    Fate::Deferred(format!("cxone_unavailable: {e}"))
+                }),
                 Ok(None) => gone.push(code.clone()),
                 Ok(Some(SourceRecord::Malformed { reason, .. })) => {
-                    set_all(&mut fates, indexes, |i| failed(letters[i].as_ref().unwrap(), "UNMAPPABLE_RECORD", &reason))
+                    set_all(&mut fates, indexes, |i| {
+                        failed(letters[i].as_ref().unwrap(), "UNMAPPABLE_RECORD", &reason)
+                    })
                 }
-                Ok(Some(SourceRecord::Valid { disposition, raw })) => match to_salesforce(&disposition, &self.settings.target, &rules) {
-                    Ok(mapped) => {
-                        items.push(Item { external_id: code.clone(), source: Some((disposition, raw)), payload: mapped.payload });
-                        item_code.push(code.clone());
+                Ok(Some(SourceRecord::Valid { disposition, raw })) => {
+                    match to_salesforce(&disposition, &self.settings.target, &rules) {
+                        Ok(mapped) => {
+                            items.push(Item {
+                                external_id: code.clone(),
+                                source: Some((disposition, raw)),
+                                payload: mapped.payload,
+                            });
+                            item_code.push(code.clone());
+                        }
+                        Err(e) => set_all(&mut fates, indexes, |i| {
+                            failed(letters[i].as_ref().unwrap(), &e.code, &e.message)
+                        }),
                     }
-                    Err(e) => set_all(&mut fates, indexes, |i| failed(letters[i].as_ref().unwrap(), &e.code, &e.message)),
-                },
+                }
             }
         }
 
@@ -170,7 +221,9 @@ impl Engine<'_> {
             Ok(rows) => rows,
             Err(e) => {
                 for code in &wanted {
-                    set_all(&mut fates, &by_code[code], |_| Fate::Deferred(format!("salesforce_unavailable: {e}")));
+                    set_all(&mut fates, &by_code[code], |_| {
+                        Fate::Deferred(format!("salesforce_unavailable: {e}"))
+                    });
                 }
                 return finish(fates, "");
             }
@@ -183,7 +236,9 @@ impl Engine<'_> {
                     || row_modified(row).is_some_and(|held| held > d.last_modified)
             });
             if superseded {
-                set_all(&mut fates, &by_code[&item.external_id], |_| Fate::Superseded);
+                set_all(&mut fates, &by_code[&item.external_id], |_| {
+                    Fate::Superseded
+                });
             } else {
                 to_write.push(item);
             }
@@ -192,14 +247,26 @@ impl Engine<'_> {
         // review if Salesforce has it, never resurrected from the old payload.
         for code in gone {
             match rows.get(&code) {
-                Some(row) if row.get("ReviewReason__c").and_then(Value::as_str) != Some(STALE_REASON) => {
-                    to_write.push(Item { external_id: code.clone(), source: None, payload: mapping::stale_flag(&code, &self.settings.target) });
+                Some(row)
+                    if row.get("ReviewReason__c").and_then(Value::as_str) != Some(STALE_REASON) =>
+                {
+                    to_write.push(Item {
+                        external_id: code.clone(),
+                        source: None,
+                        payload: mapping::stale_flag(&code, &self.settings.target),
+                    });
                 }
                 _ => set_all(&mut fates, &by_code[&code], |_| Fate::Superseded),
             }
         }
 
-        let stop_at = deadline.map(|d| Instant::now() + (d - Utc::now()).to_std().unwrap_or_default().saturating_sub(self.settings.deadline_margin));
+        let stop_at = deadline.map(|d| {
+            Instant::now()
+                + (d - Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+                    .saturating_sub(self.settings.deadline_margin)
+        });
         let outcome = self.write(&mut to_write, stop_at).await;
         for &i in &outcome.written {
             let code = &to_write[i].external_id;
@@ -215,29 +282,47 @@ impl Engine<'_> {
                 Fate::FailedAgain(Box::new(letter))
             });
         }
-        finish(fates, "not written: Salesforce stopped accepting requests or the deadline came; left for the next run")
+        finish(
+            fates,
+            "not written: Salesforce stopped accepting requests or the deadline came; left for the next run",
+        )
     }
 
     fn parse_letter(&self, body: &str) -> Result<DeadLetter, String> {
-        let value: Value = serde_json::from_str(body).map_err(|e| format!("the body is not JSON: {e}"))?;
+        let value: Value =
+            serde_json::from_str(body).map_err(|e| format!("the body is not JSON: {e}"))?;
         match value.get("schema_version").and_then(Value::as_u64) {
             Some(v) if v == SCHEMA_VERSION as u64 => {}
-            Some(v) => return Err(format!("unknown schema_version {v} (this version reads {SCHEMA_VERSION})")),
+            Some(v) => {
+                return Err(format!(
+                    "unknown schema_version {v} (this version reads {SCHEMA_VERSION})"
+                ));
+            }
             None => return Err("no schema_version: not a dead letter of disposition-sync".into()),
         }
-        let letter: DeadLetter = serde_json::from_value(value).map_err(|e| format!("not a valid dead letter: {e}"))?;
+        let letter: DeadLetter =
+            serde_json::from_value(value).map_err(|e| format!("not a valid dead letter: {e}"))?;
         if letter.sync_id != self.settings.sync_id {
-            return Err(format!("belongs to sync {:?}, not {:?}", letter.sync_id, self.settings.sync_id));
+            return Err(format!(
+                "belongs to sync {:?}, not {:?}",
+                letter.sync_id, self.settings.sync_id
+            ));
         }
         Ok(letter)
     }
 
     /// Salesforce's rows for these codes, by external ID (chunks keep each query URL short).
-    async fn rows_for(&self, codes: &[String]) -> Result<HashMap<String, Value>, crate::salesforce::SalesforceError> {
+    async fn rows_for(
+        &self,
+        codes: &[String],
+    ) -> Result<HashMap<String, Value>, crate::salesforce::SalesforceError> {
         let t = &self.settings.target;
         let mut rows = HashMap::new();
         for chunk in codes.chunks(100) {
-            let list: Vec<String> = chunk.iter().map(|c| format!("'{}'", c.replace('\\', "\\\\").replace('\'', "\\'"))).collect();
+            let list: Vec<String> = chunk
+                .iter()
+                .map(|c| format!("'{}'", c.replace('\\', "\\\\").replace('\'', "\\'")))
+                .collect();
             let soql = format!(
                 "SELECT Id, {f}, Name, Description__c, Category__c, RawCategory__c, IsActive__c, LastModifiedCXone__c, \
                  ArchivedDate__c, NeedsReview__c, ReviewReason__c FROM {o} WHERE {f} IN ({})",
@@ -265,7 +350,11 @@ fn row_modified(row: &Value) -> Option<DateTime<Utc>> {
 
 fn failed(letter: &DeadLetter, code: &str, message: &str) -> Fate {
     let mut letter = letter.clone();
-    letter.error = RecordError { code: code.into(), message: message.into(), fields: vec![] };
+    letter.error = RecordError {
+        code: code.into(),
+        message: message.into(),
+        fields: vec![],
+    };
     Fate::FailedAgain(Box::new(letter))
 }
 
@@ -277,11 +366,17 @@ fn set_all(fates: &mut [Option<Fate>], indexes: &[usize], fate: impl Fn(usize) -
 
 fn defer_all(messages: &[Incoming], reason: String) -> Vec<Fate> {
     tracing::info!(%reason, "redrive deferred");
-    messages.iter().map(|_| Fate::Deferred(reason.clone())).collect()
+    messages
+        .iter()
+        .map(|_| Fate::Deferred(reason.clone()))
+        .collect()
 }
 
 fn finish(fates: Vec<Option<Fate>>, reason: &str) -> Vec<Fate> {
-    fates.into_iter().map(|f| f.unwrap_or_else(|| Fate::Deferred(reason.to_owned()))).collect()
+    fates
+        .into_iter()
+        .map(|f| f.unwrap_or_else(|| Fate::Deferred(reason.to_owned())))
+        .collect()
 }
 
 /// Where failed-again messages go once they reach the attempt limit.
@@ -295,11 +390,20 @@ pub trait ParkingQueue: DeadLetterQueue + DeadLetterInbox {}
 impl<T: DeadLetterQueue + DeadLetterInbox> ParkingQueue for T {}
 
 /// The SQS event path: returns the ids of the messages that must stay in the queue.
-pub async fn sqs_batch(engine: &Engine<'_>, messages: &[Incoming], parking: &Parking<'_>, deadline: Option<DateTime<Utc>>) -> (Vec<String>, RedriveReport) {
+pub async fn sqs_batch(
+    engine: &Engine<'_>,
+    messages: &[Incoming],
+    parking: &Parking<'_>,
+    deadline: Option<DateTime<Utc>>,
+) -> (Vec<String>, RedriveReport) {
     let started = Instant::now();
     let sf_before = engine.sink.requests();
     let fates = engine.redrive(messages, deadline).await;
-    let mut report = RedriveReport { mode: "redrive", received: messages.len(), ..Default::default() };
+    let mut report = RedriveReport {
+        mode: "redrive",
+        received: messages.len(),
+        ..Default::default()
+    };
     let mut keep = Vec::new();
     for (m, fate) in messages.iter().zip(fates) {
         match fate {
@@ -320,7 +424,10 @@ pub async fn sqs_batch(engine: &Engine<'_>, messages: &[Incoming], parking: &Par
             }
             Fate::Invalid(reason) => {
                 report.invalid += 1;
-                report.invalid_messages.push(MessageNote { message_id: m.message_id.clone(), reason: reason.clone() });
+                report.invalid_messages.push(MessageNote {
+                    message_id: m.message_id.clone(),
+                    reason: reason.clone(),
+                });
                 let parked = match parking.queue {
                     Some(queue) => queue.send_raw(&m.body, &reason).await.is_ok(),
                     None => false,
@@ -356,11 +463,19 @@ pub async fn manual(
 ) -> RedriveReport {
     let started = Instant::now();
     let sf_before = engine.sink.requests();
-    let mut report = RedriveReport { mode: "redrive", ..Default::default() };
+    let mut report = RedriveReport {
+        mode: "redrive",
+        ..Default::default()
+    };
     // Hold the messages invisible for the whole run, so that a message re-sent by this run is
     // the only copy another reader can see, and the receive loop ends when the queue is drained.
-    let visibility = deadline.map_or(Duration::from_secs(900), |d| (d - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(60));
-    let received = match inbox.receive(max_messages.unwrap_or(usize::MAX), visibility).await {
+    let visibility = deadline.map_or(Duration::from_secs(900), |d| {
+        (d - Utc::now()).to_std().unwrap_or_default() + Duration::from_secs(60)
+    });
+    let received = match inbox
+        .receive(max_messages.unwrap_or(usize::MAX), visibility)
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             report.status = Some(Status::Failed);
@@ -411,7 +526,10 @@ pub async fn manual(
                 }
                 Fate::Invalid(reason) => {
                     report.invalid += 1;
-                    report.invalid_messages.push(MessageNote { message_id: m.message_id.clone(), reason: reason.clone() });
+                    report.invalid_messages.push(MessageNote {
+                        message_id: m.message_id.clone(),
+                        reason: reason.clone(),
+                    });
                     match parking.queue {
                         Some(queue) if queue.send_raw(&m.body, &reason).await.is_ok() => {
                             report.parked += 1;
@@ -444,7 +562,10 @@ pub async fn manual(
 fn note(m: &Incoming, letter: &DeadLetter) -> MessageNote {
     MessageNote {
         message_id: m.message_id.clone(),
-        reason: format!("{} after {} redrives: {}", letter.error.code, letter.redrive_attempts, letter.error.message),
+        reason: format!(
+            "{} after {} redrives: {}",
+            letter.error.code, letter.redrive_attempts, letter.error.message
+        ),
     }
 }
 

@@ -16,8 +16,12 @@ pub enum Class {
 /// Classifies a Salesforce error code (`statusCode` per record, `errorCode` per request).
 pub fn salesforce_code(code: &str) -> Class {
     match code {
-        "UNABLE_TO_LOCK_ROW" | "UNKNOWN_EXCEPTION" | "SERVER_UNAVAILABLE" | "REQUEST_RUNNING_TOO_LONG"
-        | "QUERY_TIMEOUT" | "TXN_SECURITY_METERING_ERROR" => Class::Transient,
+        "UNABLE_TO_LOCK_ROW"
+        | "UNKNOWN_EXCEPTION"
+        | "SERVER_UNAVAILABLE"
+        | "REQUEST_RUNNING_TOO_LONG"
+        | "QUERY_TIMEOUT"
+        | "TXN_SECURITY_METERING_ERROR" => Class::Transient,
         _ => Class::Permanent,
     }
 }
@@ -48,7 +52,11 @@ mod tests {
 
     #[test]
     fn salesforce_codes_from_the_reference_are_classified() {
-        for code in ["UNABLE_TO_LOCK_ROW", "UNKNOWN_EXCEPTION", "SERVER_UNAVAILABLE"] {
+        for code in [
+            "UNABLE_TO_LOCK_ROW",
+            "UNKNOWN_EXCEPTION",
+            "SERVER_UNAVAILABLE",
+        ] {
             assert_eq!(salesforce_code(code), Class::Transient, "{code}");
         }
         for code in [
@@ -73,9 +81,15 @@ mod tests {
     fn http_statuses_and_backoffs() {
         assert_eq!(http_status(503), Class::Transient);
         assert_eq!(http_status(400), Class::Permanent);
-        assert_eq!(linear(3, Duration::from_millis(1000)), Duration::from_secs(3));
+        assert_eq!(
+            linear(3, Duration::from_millis(1000)),
+            Duration::from_secs(3)
+        );
         for attempt in 0..20 {
-            assert!(exponential_jitter(attempt, Duration::from_millis(100), Duration::from_secs(5)) <= Duration::from_secs(5));
+            assert!(
+                exponential_jitter(attempt, Duration::from_millis(100), Duration::from_secs(5))
+                    <= Duration::from_secs(5)
+            );
         }
     }
 }

@@ -6,8 +6,8 @@
 //! every per-record result, because HTTP 200 does not mean the records were written.
 
 use crate::config::{Config, check_transport, join};
-use crate::cxone::{describe_transport_error, oauth_error, snippet};
 use crate::dlq::RecordError;
+use crate::http::{describe_transport_error, snippet, token_field, token_request};
 use crate::retry::{self, Class};
 use crate::secrets::{ClientCredentials, SecretString};
 use crate::token::{AuthError, IssuedToken, TokenCache, TokenFetcher};
@@ -38,7 +38,11 @@ pub enum SalesforceError {
     #[error("Salesforce request failed transiently: {0}")]
     Transient(String),
     #[error("Salesforce refused the request: HTTP {status} {code}: {message}")]
-    Rejected { status: u16, code: String, message: String },
+    Rejected {
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("Salesforce sent an unreadable response: {0}")]
     BadResponse(String),
 }
@@ -62,14 +66,24 @@ pub struct ApiUsage {
 impl ApiUsage {
     /// Parses `api-usage=N/M`, tolerating the `; per-app-api-usage=...` and `; api-bursts=...` suffixes.
     pub fn parse(header: &str) -> Option<Self> {
-        let part = header.split(';').map(str::trim).find_map(|p| p.strip_prefix("api-usage="))?;
+        let part = header
+            .split(';')
+            .map(str::trim)
+            .find_map(|p| p.strip_prefix("api-usage="))?;
         let (used, max) = part.split_once('/')?;
-        Some(Self { used: used.trim().parse().ok()?, max: max.trim().parse().ok()? })
+        Some(Self {
+            used: used.trim().parse().ok()?,
+            max: max.trim().parse().ok()?,
+        })
     }
 
     /// Percentage of the daily allowance used (may exceed 100 with burst allowance).
     pub fn percent(&self) -> f64 {
-        if self.max == 0 { 100.0 } else { self.used as f64 * 100.0 / self.max as f64 }
+        if self.max == 0 {
+            100.0
+        } else {
+            self.used as f64 * 100.0 / self.max as f64
+        }
     }
 }
 
@@ -83,7 +97,8 @@ pub trait RecordSink: Send + Sync {
     /// Every row a SOQL query returns, following `nextRecordsUrl` page by page.
     async fn query(&self, soql: &str) -> Result<Vec<Value>, SalesforceError>;
     /// Deletes up to 200 records by Salesforce Id (only the retention purge does this).
-    async fn delete(&self, ids: &[String]) -> Result<Vec<Result<(), RecordError>>, SalesforceError>;
+    async fn delete(&self, ids: &[String])
+    -> Result<Vec<Result<(), RecordError>>, SalesforceError>;
     /// HTTP requests sent so far (token requests included).
     fn requests(&self) -> u64;
     /// API usage as last seen.
@@ -109,13 +124,22 @@ pub struct ObjectSchema {
 impl ObjectSchema {
     /// Reads the `fields` array of a describe response.
     pub fn from_describe(body: &Value) -> Result<Self, String> {
-        let fields = body.get("fields").and_then(Value::as_array).ok_or("describe has no `fields` array")?;
+        let fields = body
+            .get("fields")
+            .and_then(Value::as_array)
+            .ok_or("describe has no `fields` array")?;
         let mut out = std::collections::HashMap::new();
         for f in fields {
-            let Some(name) = f.get("name").and_then(Value::as_str) else { continue };
+            let Some(name) = f.get("name").and_then(Value::as_str) else {
+                continue;
+            };
             let kind = f.get("type").and_then(Value::as_str).unwrap_or_default();
             let length = match kind {
-                "string" | "textarea" | "email" | "url" | "phone" => f.get("length").and_then(Value::as_u64).filter(|l| *l > 0).map(|l| l as usize),
+                "string" | "textarea" | "email" | "url" | "phone" => f
+                    .get("length")
+                    .and_then(Value::as_u64)
+                    .filter(|l| *l > 0)
+                    .map(|l| l as usize),
                 _ => None,
             };
             let picklist = (kind == "picklist" || kind == "multipicklist").then(|| {
@@ -125,13 +149,25 @@ impl ObjectSchema {
                         values
                             .iter()
                             .filter(|v| v.get("active").and_then(Value::as_bool).unwrap_or(true))
-                            .filter_map(|v| v.get("value").and_then(Value::as_str).map(str::to_owned))
+                            .filter_map(|v| {
+                                v.get("value").and_then(Value::as_str).map(str::to_owned)
+                            })
                             .collect()
                     })
                     .unwrap_or_default()
             });
-            let restricted = f.get("restrictedPicklist").and_then(Value::as_bool).unwrap_or(false);
-            out.insert(name.to_owned(), FieldInfo { length, picklist, restricted });
+            let restricted = f
+                .get("restrictedPicklist")
+                .and_then(Value::as_bool)
+                .unwrap_or(false);
+            out.insert(
+                name.to_owned(),
+                FieldInfo {
+                    length,
+                    picklist,
+                    restricted,
+                },
+            );
         }
         Ok(Self { fields: out })
     }
@@ -182,27 +218,41 @@ impl SalesforceClient {
     }
 
     /// Sends one REST call to `{instance_url}/services/data/v{ver}/{path}`.
-    async fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(StatusCode, String), SalesforceError> {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, String), SalesforceError> {
         let versioned = format!("services/data/v{}/{}", self.api_version, path);
-        self.call_url(method, |instance| join(instance, &versioned), body).await
+        self.call_url(method, |instance| join(instance, &versioned), body)
+            .await
     }
 
     /// Sends one REST call to the URL `url` builds from the instance URL, refreshing the token
     /// and retrying once on 401, and retrying a read (GET) that fails transiently with
     /// exponential backoff and jitter, up to [`READ_ATTEMPTS`] tries. Returns the status and the
     /// body text.
-    async fn call_url(&self, method: Method, url: impl Fn(&Url) -> Url, body: Option<&Value>) -> Result<(StatusCode, String), SalesforceError> {
+    async fn call_url(
+        &self,
+        method: Method,
+        url: impl Fn(&Url) -> Url,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, String), SalesforceError> {
         let mut reauthenticated = false;
         let mut transient_failures = 0;
         loop {
             let token = self.tokens.get().await?;
-            let instance = token
-                .issued
-                .instance_url
-                .clone()
-                .ok_or_else(|| SalesforceError::BadResponse("token has no instance_url".into()))?;
+            let instance =
+                token.issued.instance_url.clone().ok_or_else(|| {
+                    SalesforceError::BadResponse("token has no instance_url".into())
+                })?;
             let url = url(&instance);
-            let mut request = self.http.request(method.clone(), url).bearer_auth(token.bearer()).header("accept", "application/json");
+            let mut request = self
+                .http
+                .request(method.clone(), url)
+                .bearer_auth(token.bearer())
+                .header("accept", "application/json");
             if let Some(body) = body {
                 request = request.json(body);
             }
@@ -210,7 +260,12 @@ impl SalesforceClient {
             let failure = match request.send().await {
                 Err(e) => describe_transport_error(&e),
                 Ok(response) => {
-                    if let Some(usage) = response.headers().get("sforce-limit-info").and_then(|v| v.to_str().ok()).and_then(ApiUsage::parse) {
+                    if let Some(usage) = response
+                        .headers()
+                        .get("sforce-limit-info")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(ApiUsage::parse)
+                    {
                         *self.usage.lock().unwrap() = Some(usage);
                     }
                     let status = response.status();
@@ -220,7 +275,9 @@ impl SalesforceClient {
                             if reauthenticated {
                                 return Err(SalesforceError::SessionRejected);
                             }
-                            tracing::info!("Salesforce answered 401 INVALID_SESSION_ID; refreshing the token and retrying once");
+                            tracing::info!(
+                                "Salesforce answered 401 INVALID_SESSION_ID; refreshing the token and retrying once"
+                            );
                             self.tokens.invalidate(&token).await;
                             reauthenticated = true;
                             continue;
@@ -231,8 +288,14 @@ impl SalesforceClient {
                             if status == StatusCode::FORBIDDEN && code == "REQUEST_LIMIT_EXCEEDED" {
                                 return Err(SalesforceError::RequestLimit);
                             }
-                            if retry::http_status(status.as_u16()) != Class::Transient && retry::salesforce_code(&code) != Class::Transient {
-                                return Err(SalesforceError::Rejected { status: status.as_u16(), code, message });
+                            if retry::http_status(status.as_u16()) != Class::Transient
+                                && retry::salesforce_code(&code) != Class::Transient
+                            {
+                                return Err(SalesforceError::Rejected {
+                                    status: status.as_u16(),
+                                    code,
+                                    message,
+                                });
                             }
                             format!("HTTP {status} {code}: {message}")
                         }
@@ -244,7 +307,12 @@ impl SalesforceClient {
                 return Err(SalesforceError::Transient(failure));
             }
             tracing::warn!(reason = %failure, attempt = transient_failures, "Salesforce read failed transiently; retrying");
-            tokio::time::sleep(retry::exponential_jitter(transient_failures, self.retry_base, READ_MAX_WAIT)).await;
+            tokio::time::sleep(retry::exponential_jitter(
+                transient_failures,
+                self.retry_base,
+                READ_MAX_WAIT,
+            ))
+            .await;
         }
     }
 }
@@ -252,20 +320,35 @@ impl SalesforceClient {
 #[async_trait]
 impl RecordSink for SalesforceClient {
     async fn upsert(&self, records: &[Value]) -> Result<Vec<UpsertOutcome>, SalesforceError> {
-        let path = format!("composite/sobjects/{}/{}", self.object, self.external_id_field);
+        let path = format!(
+            "composite/sobjects/{}/{}",
+            self.object, self.external_id_field
+        );
         let body = json!({ "allOrNone": false, "records": records });
         let (_, text) = self.call(Method::PATCH, &path, Some(&body)).await?;
-        let results: Vec<Value> =
-            serde_json::from_str(&text).map_err(|e| SalesforceError::BadResponse(format!("upsert result is not a JSON array ({e})")))?;
+        let results: Vec<Value> = serde_json::from_str(&text).map_err(|e| {
+            SalesforceError::BadResponse(format!("upsert result is not a JSON array ({e})"))
+        })?;
         if results.len() != records.len() {
-            return Err(SalesforceError::BadResponse(format!("{} results for {} records", results.len(), records.len())));
+            return Err(SalesforceError::BadResponse(format!(
+                "{} results for {} records",
+                results.len(),
+                records.len()
+            )));
         }
         Ok(results.iter().map(upsert_outcome).collect())
     }
 
     async fn describe(&self) -> Result<ObjectSchema, SalesforceError> {
-        let (_, text) = self.call(Method::GET, &format!("sobjects/{}/describe", self.object), None).await?;
-        let body: Value = serde_json::from_str(&text).map_err(|e| SalesforceError::BadResponse(format!("describe is not JSON ({e})")))?;
+        let (_, text) = self
+            .call(
+                Method::GET,
+                &format!("sobjects/{}/describe", self.object),
+                None,
+            )
+            .await?;
+        let body: Value = serde_json::from_str(&text)
+            .map_err(|e| SalesforceError::BadResponse(format!("describe is not JSON ({e})")))?;
         ObjectSchema::from_describe(&body).map_err(SalesforceError::BadResponse)
     }
 
@@ -283,26 +366,45 @@ impl RecordSink for SalesforceClient {
             )
             .await?;
         let mut rows = Vec::new();
-        let mut page: Value = serde_json::from_str(&text).map_err(|e| SalesforceError::BadResponse(format!("query result is not JSON ({e})")))?;
+        let mut page: Value = serde_json::from_str(&text)
+            .map_err(|e| SalesforceError::BadResponse(format!("query result is not JSON ({e})")))?;
         loop {
             match page.get_mut("records").map(Value::take) {
                 Some(Value::Array(records)) => rows.extend(records),
-                _ => return Err(SalesforceError::BadResponse("query result has no `records` array".into())),
+                _ => {
+                    return Err(SalesforceError::BadResponse(
+                        "query result has no `records` array".into(),
+                    ));
+                }
             }
             let done = page.get("done").and_then(Value::as_bool).unwrap_or(true);
-            let next = page.get("nextRecordsUrl").and_then(Value::as_str).map(str::to_owned);
-            let (false, Some(next)) = (done, next) else { break };
+            let next = page
+                .get("nextRecordsUrl")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+            let (false, Some(next)) = (done, next) else {
+                break;
+            };
             // `nextRecordsUrl` is a path on the instance; refuse anything that would leave it.
             if !next.starts_with("/services/data/") {
-                return Err(SalesforceError::BadResponse(format!("unexpected nextRecordsUrl {next:?}")));
+                return Err(SalesforceError::BadResponse(format!(
+                    "unexpected nextRecordsUrl {next:?}"
+                )));
             }
-            let (_, text) = self.call_url(Method::GET, |instance| join(instance, &next), None).await?;
-            page = serde_json::from_str(&text).map_err(|e| SalesforceError::BadResponse(format!("query page is not JSON ({e})")))?;
+            let (_, text) = self
+                .call_url(Method::GET, |instance| join(instance, &next), None)
+                .await?;
+            page = serde_json::from_str(&text).map_err(|e| {
+                SalesforceError::BadResponse(format!("query page is not JSON ({e})"))
+            })?;
         }
         Ok(rows)
     }
 
-    async fn delete(&self, ids: &[String]) -> Result<Vec<Result<(), RecordError>>, SalesforceError> {
+    async fn delete(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<Result<(), RecordError>>, SalesforceError> {
         let path = format!("services/data/v{}/composite/sobjects", self.api_version);
         let joined = ids.join(",");
         let (_, text) = self
@@ -310,16 +412,23 @@ impl RecordSink for SalesforceClient {
                 Method::DELETE,
                 |instance| {
                     let mut url = join(instance, &path);
-                    url.query_pairs_mut().append_pair("ids", &joined).append_pair("allOrNone", "false");
+                    url.query_pairs_mut()
+                        .append_pair("ids", &joined)
+                        .append_pair("allOrNone", "false");
                     url
                 },
                 None,
             )
             .await?;
-        let results: Vec<Value> =
-            serde_json::from_str(&text).map_err(|e| SalesforceError::BadResponse(format!("delete result is not a JSON array ({e})")))?;
+        let results: Vec<Value> = serde_json::from_str(&text).map_err(|e| {
+            SalesforceError::BadResponse(format!("delete result is not a JSON array ({e})"))
+        })?;
         if results.len() != ids.len() {
-            return Err(SalesforceError::BadResponse(format!("{} results for {} deletes", results.len(), ids.len())));
+            return Err(SalesforceError::BadResponse(format!(
+                "{} results for {} deletes",
+                results.len(),
+                ids.len()
+            )));
         }
         Ok(results
             .iter()
@@ -342,17 +451,37 @@ impl RecordSink for SalesforceClient {
 /// Reads one entry of a Collections result; `id`/`created` may be missing or null.
 fn upsert_outcome(result: &Value) -> UpsertOutcome {
     if result.get("success").and_then(Value::as_bool) == Some(true) {
-        return if result.get("created").and_then(Value::as_bool) == Some(true) { UpsertOutcome::Created } else { UpsertOutcome::Updated };
+        return if result.get("created").and_then(Value::as_bool) == Some(true) {
+            UpsertOutcome::Created
+        } else {
+            UpsertOutcome::Updated
+        };
     }
-    let first = result.get("errors").and_then(Value::as_array).and_then(|e| e.first());
-    let text = |key: &str| first.and_then(|e| e.get(key)).and_then(Value::as_str).map(str::to_owned);
+    let first = result
+        .get("errors")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first());
+    let text = |key: &str| {
+        first
+            .and_then(|e| e.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     UpsertOutcome::Failed(RecordError {
-        code: text("statusCode").or_else(|| text("errorCode")).unwrap_or_else(|| "UNKNOWN_ERROR".into()),
-        message: text("message").unwrap_or_else(|| "Salesforce reported a failure without a message".into()),
+        code: text("statusCode")
+            .or_else(|| text("errorCode"))
+            .unwrap_or_else(|| "UNKNOWN_ERROR".into()),
+        message: text("message")
+            .unwrap_or_else(|| "Salesforce reported a failure without a message".into()),
         fields: first
             .and_then(|e| e.get("fields"))
             .and_then(Value::as_array)
-            .map(|f| f.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+            .map(|f| {
+                f.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default(),
     })
 }
@@ -366,8 +495,16 @@ fn request_error(text: &str) -> (String, String) {
         Value::Object(_) => Some(&value),
         _ => None,
     };
-    let code = first.and_then(|e| e.get("errorCode")).and_then(Value::as_str).unwrap_or("UNKNOWN_ERROR").to_owned();
-    let message = first.and_then(|e| e.get("message")).and_then(Value::as_str).map(str::to_owned).unwrap_or_else(|| snippet(text));
+    let code = first
+        .and_then(|e| e.get("errorCode"))
+        .and_then(Value::as_str)
+        .unwrap_or("UNKNOWN_ERROR")
+        .to_owned();
+    let message = first
+        .and_then(|e| e.get("message"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .unwrap_or_else(|| snippet(text));
     (code, message)
 }
 
@@ -391,33 +528,23 @@ impl TokenFetcher for SalesforceTokenFetcher {
             ("client_id", self.credentials.client_id.as_str()),
             ("client_secret", self.credentials.client_secret.expose()),
         ];
-        let response = self
-            .http
-            .post(self.url.clone())
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| AuthError::Unavailable { platform: PLATFORM, reason: describe_transport_error(&e) })?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            let error = oauth_error(&body);
-            return Err(if status.is_server_error() {
-                AuthError::Unavailable { platform: PLATFORM, reason: format!("HTTP {status}: {error}") }
-            } else {
-                AuthError::Rejected { platform: PLATFORM, status: status.as_u16(), error }
-            });
-        }
-        let field = |key: &str| body.get(key).and_then(Value::as_str).filter(|v| !v.is_empty());
-        let access_token = field("access_token")
-            .ok_or(AuthError::Unavailable { platform: PLATFORM, reason: "token response has no access_token".into() })?;
-        let instance_url = field("instance_url")
-            .ok_or(AuthError::Unavailable { platform: PLATFORM, reason: "token response has no instance_url".into() })?;
-        let instance_url = Url::parse(instance_url)
-            .map_err(|e| AuthError::Unavailable { platform: PLATFORM, reason: format!("instance_url is not a URL: {e}") })?;
+        let body = token_request(&self.http, &self.url, PLATFORM, &form).await?;
+        let access_token = token_field(&body, "access_token", PLATFORM)?;
+        let instance_url = token_field(&body, "instance_url", PLATFORM)?;
+        let instance_url = Url::parse(instance_url).map_err(|e| AuthError::Unavailable {
+            platform: PLATFORM,
+            reason: format!("instance_url is not a URL: {e}"),
+        })?;
         // The REST base comes from the platform at run time: hold it to the same HTTPS rule.
-        check_transport(&instance_url).map_err(|reason| AuthError::Unavailable { platform: PLATFORM, reason })?;
-        Ok(IssuedToken { access_token: SecretString::new(access_token), lifetime: self.ttl, instance_url: Some(instance_url) })
+        check_transport(&instance_url).map_err(|reason| AuthError::Unavailable {
+            platform: PLATFORM,
+            reason,
+        })?;
+        Ok(IssuedToken {
+            access_token: SecretString::new(access_token),
+            lifetime: self.ttl,
+            instance_url: Some(instance_url),
+        })
     }
 }
 
@@ -427,19 +554,37 @@ mod tests {
 
     #[test]
     fn limit_header_forms() {
-        assert_eq!(ApiUsage::parse("api-usage=10018/100000"), Some(ApiUsage { used: 10018, max: 100000 }));
+        assert_eq!(
+            ApiUsage::parse("api-usage=10018/100000"),
+            Some(ApiUsage {
+                used: 10018,
+                max: 100000
+            })
+        );
         assert_eq!(
             ApiUsage::parse("api-usage=17/250; per-app-api-usage=17/250(appName=x)"),
             Some(ApiUsage { used: 17, max: 250 })
         );
-        assert_eq!(ApiUsage::parse("api-usage=110018/100000; api-bursts=1/750").unwrap().percent().round(), 110.0);
+        assert_eq!(
+            ApiUsage::parse("api-usage=110018/100000; api-bursts=1/750")
+                .unwrap()
+                .percent()
+                .round(),
+            110.0
+        );
         assert_eq!(ApiUsage::parse("nonsense"), None);
     }
 
     #[test]
     fn outcomes_tolerate_missing_fields() {
-        assert_eq!(upsert_outcome(&json!({"id": "a", "success": true, "errors": [], "created": true})), UpsertOutcome::Created);
-        assert_eq!(upsert_outcome(&json!({"id": "a", "success": true, "errors": []})), UpsertOutcome::Updated);
+        assert_eq!(
+            upsert_outcome(&json!({"id": "a", "success": true, "errors": [], "created": true})),
+            UpsertOutcome::Created
+        );
+        assert_eq!(
+            upsert_outcome(&json!({"id": "a", "success": true, "errors": []})),
+            UpsertOutcome::Updated
+        );
         let failed = upsert_outcome(&json!({"id": null, "success": false,
             "errors": [{"statusCode": "UNABLE_TO_LOCK_ROW", "message": "locked", "fields": []}]}));
         assert!(matches!(failed, UpsertOutcome::Failed(e) if e.code == "UNABLE_TO_LOCK_ROW"));
@@ -447,8 +592,14 @@ mod tests {
 
     #[test]
     fn request_errors_are_arrays_or_objects() {
-        assert_eq!(request_error(r#"[{"message":"m","errorCode":"INVALID_FIELD"}]"#).0, "INVALID_FIELD");
-        assert_eq!(request_error(r#"{"message":"m","errorCode":"INVALID_FIELD"}"#).0, "INVALID_FIELD");
+        assert_eq!(
+            request_error(r#"[{"message":"m","errorCode":"INVALID_FIELD"}]"#).0,
+            "INVALID_FIELD"
+        );
+        assert_eq!(
+            request_error(r#"{"message":"m","errorCode":"INVALID_FIELD"}"#).0,
+            "INVALID_FIELD"
+        );
         assert_eq!(request_error("<html>").0, "UNKNOWN_ERROR");
     }
 }

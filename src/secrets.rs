@@ -147,9 +147,12 @@ mod tests {
 
     #[test]
     fn missing_key_is_named_without_values() {
-        let err = Credentials::parse("s", r#"{"cxone":{"client_id":"a","client_secret":"zzz"},"salesforce":{"client_id":"b"}}"#)
-            .unwrap_err()
-            .to_string();
+        let err = Credentials::parse(
+            "s",
+            r#"{"cxone":{"client_id":"a","client_secret":"zzz"},"salesforce":{"client_id":"b"}}"#,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("salesforce.client_secret"), "{err}");
         assert!(!err.contains("zzz"));
         let err = Credentials::parse("s", "not json").unwrap_err().to_string();

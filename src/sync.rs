@@ -58,7 +58,10 @@ impl Settings {
     pub fn from_config(c: &crate::config::Config) -> Self {
         Self {
             sync_id: c.sync_id.clone(),
-            target: Target { object: c.sf_object.clone(), external_id_field: c.sf_external_id_field.clone() },
+            target: Target {
+                object: c.sf_object.clone(),
+                external_id_field: c.sf_external_id_field.clone(),
+            },
             overlap: c.overlap,
             full_reconcile: c.full_reconcile,
             batch_size: c.sf_batch_size,
@@ -187,7 +190,10 @@ pub(crate) struct Item {
 
 /// One upsert call: the indexes it carried and its result (`None` when it was not sent because
 /// the cycle was stopping).
-type BatchResult = (Vec<usize>, Option<Result<Vec<UpsertOutcome>, SalesforceError>>);
+type BatchResult = (
+    Vec<usize>,
+    Option<Result<Vec<UpsertOutcome>, SalesforceError>>,
+);
 
 /// What happened to the records of one write (indexes into the items written).
 #[derive(Default)]
@@ -207,10 +213,18 @@ impl Engine<'_> {
         let started = Instant::now();
         let cycle_id = uuid::Uuid::new_v4().to_string();
         tracing::Span::current().record("cycle_id", cycle_id.as_str());
-        let (cx0, sf0, throttle0) = (self.source.requests(), self.sink.requests(), self.source.throttled_ms());
+        let (cx0, sf0, throttle0) = (
+            self.source.requests(),
+            self.sink.requests(),
+            self.source.throttled_ms(),
+        );
         let mut report = CycleReport {
             status: Status::Failed,
-            mode: if request.full { Mode::Full } else { Mode::Delta },
+            mode: if request.full {
+                Mode::Full
+            } else {
+                Mode::Delta
+            },
             cycle_id: cycle_id.clone(),
             fetched: 0,
             created: 0,
@@ -256,32 +270,54 @@ impl Engine<'_> {
         if let Some(lease) = &before.lease
             && lease.expires > now
         {
-            return skip(report, format!("another cycle ({}) holds the lease until {}", lease.owner, crate::domain::format_ts(lease.expires)));
+            return skip(
+                report,
+                format!(
+                    "another cycle ({}) holds the lease until {}",
+                    lease.owner,
+                    crate::domain::format_ts(lease.expires)
+                ),
+            );
         }
         if let Some(last) = before.last_cycle_started
             && !request.retry
             && !s.min_poll_interval.is_zero()
-            && now.signed_duration_since(last) < chrono::Duration::from_std(s.min_poll_interval).unwrap_or_default()
+            && now.signed_duration_since(last)
+                < chrono::Duration::from_std(s.min_poll_interval).unwrap_or_default()
         {
             return skip(
                 report,
-                format!("the previous cycle started at {}; the minimum poll interval is {} s", crate::domain::format_ts(last), s.min_poll_interval.as_secs()),
+                format!(
+                    "the previous cycle started at {}; the minimum poll interval is {} s",
+                    crate::domain::format_ts(last),
+                    s.min_poll_interval.as_secs()
+                ),
             );
         }
 
         // 2. Plan.
         let full = request.full
             || before.watermark.is_none()
-            || before.last_full_sync.is_none_or(|t| now.signed_duration_since(t) >= chrono::Duration::from_std(s.full_reconcile).unwrap_or_default());
+            || before.last_full_sync.is_none_or(|t| {
+                now.signed_duration_since(t)
+                    >= chrono::Duration::from_std(s.full_reconcile).unwrap_or_default()
+            });
         report.mode = if full { Mode::Full } else { Mode::Delta };
 
-        let lease_expires = request.deadline.unwrap_or(now + chrono::Duration::minutes(15));
+        let lease_expires = request
+            .deadline
+            .unwrap_or(now + chrono::Duration::minutes(15));
         let mut leased = before.clone();
-        leased.lease = Some(Lease { owner: cycle_id.to_owned(), expires: lease_expires });
+        leased.lease = Some(Lease {
+            owner: cycle_id.to_owned(),
+            expires: lease_expires,
+        });
         leased.last_cycle_started = Some(now);
         let leased_version = match self.state.save(&leased, stored.version).await {
             Ok(v) => v,
-            Err(StateError::Conflict { .. }) => return skip(report, "another invocation took the lease first".into()),
+            Err(StateError::Conflict { .. }) => {
+                return skip(report, "another invocation took the lease first".into());
+            }
             Err(e) => return fail(report, format!("state_unavailable: {e}")),
         };
         // What the item holds once this cycle lets go: no lease (a stale one taken over included).
@@ -290,12 +326,22 @@ impl Engine<'_> {
         released.last_cycle_started = Some(now);
 
         // 3. Fetch.
-        let since = if full { None } else { before.watermark.map(|w| w - chrono::Duration::from_std(s.overlap).unwrap_or_default()) };
+        let since = if full {
+            None
+        } else {
+            before
+                .watermark
+                .map(|w| w - chrono::Duration::from_std(s.overlap).unwrap_or_default())
+        };
         let fetched = match self.source.changed_since(since).await {
             Ok(records) => records,
             Err(e) => {
                 self.release(&released, leased_version).await;
-                let kind = if matches!(e, crate::cxone::CxoneError::Auth(_)) { "auth_unavailable" } else { "cxone_unavailable" };
+                let kind = if matches!(e, crate::cxone::CxoneError::Auth(_)) {
+                    "auth_unavailable"
+                } else {
+                    "cxone_unavailable"
+                };
                 return fail(report, format!("{kind}: {e}"));
             }
         };
@@ -308,13 +354,22 @@ impl Engine<'_> {
             match record {
                 SourceRecord::Valid { disposition, raw } => {
                     let key = disposition.id.as_str().to_owned();
-                    if latest.get(&key).is_none_or(|(d, _)| d.last_modified <= disposition.last_modified) {
+                    if latest
+                        .get(&key)
+                        .is_none_or(|(d, _)| d.last_modified <= disposition.last_modified)
+                    {
                         latest.insert(key, (disposition, raw));
                     }
                 }
-                SourceRecord::Malformed { raw, reason } => {
-                    letters.push(self.unmappable(cycle_id, raw, RecordError { code: "UNMAPPABLE_RECORD".into(), message: reason, fields: vec![] }))
-                }
+                SourceRecord::Malformed { raw, reason } => letters.push(self.unmappable(
+                    cycle_id,
+                    raw,
+                    RecordError {
+                        code: "UNMAPPABLE_RECORD".into(),
+                        message: reason,
+                        fields: vec![],
+                    },
+                )),
             }
         }
         let mut all: Vec<Disposition> = latest.values().map(|(d, _)| d.clone()).collect();
@@ -326,16 +381,30 @@ impl Engine<'_> {
             Ok(r) => r,
             Err(e) => {
                 self.release(&released, leased_version).await;
-                return fail(report, format!("{}: describe failed: {e}", failure_kind(&e)));
+                return fail(
+                    report,
+                    format!("{}: describe failed: {e}", failure_kind(&e)),
+                );
             }
         };
-        let already = |d: &Disposition| before.recent.get(d.id.as_str()).is_some_and(|lm| *lm >= d.last_modified);
+        let already = |d: &Disposition| {
+            before
+                .recent
+                .get(d.id.as_str())
+                .is_some_and(|lm| *lm >= d.last_modified)
+        };
         let sf_rows = if full {
             match self.salesforce_rows().await {
                 Ok(rows) => Some(rows),
                 Err(e) => {
                     self.release(&released, leased_version).await;
-                    return fail(report, format!("{}: reading Salesforce for the reconciliation failed: {e}", failure_kind(&e)));
+                    return fail(
+                        report,
+                        format!(
+                            "{}: reading Salesforce for the reconciliation failed: {e}",
+                            failure_kind(&e)
+                        ),
+                    );
                 }
             }
         } else {
@@ -355,7 +424,9 @@ impl Engine<'_> {
             if sf_rows.is_none() && already(d) {
                 continue;
             }
-            let (disposition, raw) = latest.remove(d.id.as_str()).expect("every code has a latest version");
+            let (disposition, raw) = latest
+                .remove(d.id.as_str())
+                .expect("every code has a latest version");
             let mapped = match to_salesforce(&disposition, &s.target, &rules) {
                 Ok(m) => m,
                 Err(e) => {
@@ -372,13 +443,17 @@ impl Engine<'_> {
                     }
                     Some(row) => {
                         reconcile.different += 1;
-                        if row.get("IsActive__c") == Some(&Value::Bool(true)) && !disposition.is_active {
+                        if row.get("IsActive__c") == Some(&Value::Bool(true))
+                            && !disposition.is_active
+                        {
                             archiving += 1;
                         }
                     }
                     // Archived longer than the retention period: the purge removed it on
                     // purpose, so reconciliation must not bring it back.
-                    None if !disposition.is_active && now.signed_duration_since(disposition.last_modified) > s.retention => {
+                    None if !disposition.is_active
+                        && now.signed_duration_since(disposition.last_modified) > s.retention =>
+                    {
                         unchanged.insert(d.id.as_str().to_owned());
                         continue;
                     }
@@ -397,7 +472,11 @@ impl Engine<'_> {
                 unmapped.insert(c.clone());
             }
             report.truncated += mapped.truncated;
-            items.push(Item { external_id: d.id.as_str().to_owned(), source: Some((disposition, raw)), payload: mapped.payload });
+            items.push(Item {
+                external_id: d.id.as_str().to_owned(),
+                source: Some((disposition, raw)),
+                payload: mapped.payload,
+            });
         }
         for value in &unmapped {
             tracing::warn!(category = %value, "CXone category is not an allowed Salesforce picklist value; written to RawCategory__c and flagged for review");
@@ -408,7 +487,10 @@ impl Engine<'_> {
             Some(rows) => {
                 let codes: HashSet<&str> = all.iter().map(|d| d.id.as_str()).collect();
                 reconcile.cxone_active = all.iter().filter(|d| d.is_active).count();
-                reconcile.salesforce_active = rows.values().filter(|r| r.get("IsActive__c") == Some(&Value::Bool(true))).count();
+                reconcile.salesforce_active = rows
+                    .values()
+                    .filter(|r| r.get("IsActive__c") == Some(&Value::Bool(true)))
+                    .count();
                 for (external_id, row) in rows {
                     if codes.contains(external_id.as_str()) {
                         continue;
@@ -423,7 +505,11 @@ impl Engine<'_> {
                         if row.get("IsActive__c") == Some(&Value::Bool(true)) {
                             archiving += 1;
                         }
-                        items.push(Item { external_id: external_id.clone(), source: None, payload: mapping::stale_flag(external_id, &s.target) });
+                        items.push(Item {
+                            external_id: external_id.clone(),
+                            source: None,
+                            payload: mapping::stale_flag(external_id, &s.target),
+                        });
                     }
                 }
                 reconcile.stale_ids.sort();
@@ -431,12 +517,18 @@ impl Engine<'_> {
             }
             None if !deactivating.is_empty() => match self.active_ids().await {
                 Ok(active) => {
-                    archiving = deactivating.iter().filter(|id| active.contains(id.as_str())).count();
+                    archiving = deactivating
+                        .iter()
+                        .filter(|id| active.contains(id.as_str()))
+                        .count();
                     Some(active.len())
                 }
                 Err(e) => {
                     self.release(&released, leased_version).await;
-                    return fail(report, format!("{}: counting active records failed: {e}", failure_kind(&e)));
+                    return fail(
+                        report,
+                        format!("{}: counting active records failed: {e}", failure_kind(&e)),
+                    );
                 }
             },
             None => None,
@@ -483,7 +575,11 @@ impl Engine<'_> {
         report.created = outcome.created;
         report.updated = outcome.updated;
         report.retries = outcome.retries;
-        report.archived = outcome.written.iter().filter(|&&i| items[i].payload.get("IsActive__c") == Some(&Value::Bool(false))).count();
+        report.archived = outcome
+            .written
+            .iter()
+            .filter(|&&i| items[i].payload.get("IsActive__c") == Some(&Value::Bool(false)))
+            .count();
         if sf_rows.is_some() {
             reconcile.fixed = outcome.written.len();
             tracing::info!(target: "reconcile", reconcile = %serde_json::to_string(&reconcile).unwrap_or_default(), "full reconciliation compared CXone and Salesforce");
@@ -498,31 +594,63 @@ impl Engine<'_> {
         let dlq_result = self.dlq.send(&letters).await;
         let dlq_ok = dlq_result.is_ok();
         report.dead_lettered = if dlq_ok { letters.len() } else { 0 };
-        report.failed = letters.len() + (items.len() - outcome.written.len() - outcome.rejected.len());
+        report.failed =
+            letters.len() + (items.len() - outcome.written.len() - outcome.rejected.len());
 
         // 7. Advance.
-        let mut done: HashSet<&str> = outcome.written.iter().map(|&i| items[i].external_id.as_str()).collect();
+        let mut done: HashSet<&str> = outcome
+            .written
+            .iter()
+            .map(|&i| items[i].external_id.as_str())
+            .collect();
         if dlq_ok {
-            done.extend(outcome.rejected.iter().map(|(i, _, _)| items[*i].external_id.as_str()));
+            done.extend(
+                outcome
+                    .rejected
+                    .iter()
+                    .map(|(i, _, _)| items[*i].external_id.as_str()),
+            );
             done.extend(unmappable_ids.iter().map(String::as_str));
         }
         done.extend(unchanged.iter().map(String::as_str));
-        let watermark = if dlq_ok { safe_watermark(&all, before.watermark, |d| already(d) || done.contains(d.id.as_str())) } else { before.watermark };
+        let watermark = if dlq_ok {
+            safe_watermark(&all, before.watermark, |d| {
+                already(d) || done.contains(d.id.as_str())
+            })
+        } else {
+            before.watermark
+        };
         let mut next = released.clone();
         next.watermark = watermark;
-        next.recent = remember(&before.recent, all.iter().filter(|d| done.contains(d.id.as_str())), watermark, s.overlap);
-        let complete = dlq_ok && outcome.stop.is_none() && outcome.exhausted == 0 && report.failed == report.dead_lettered;
+        next.recent = remember(
+            &before.recent,
+            all.iter().filter(|d| done.contains(d.id.as_str())),
+            watermark,
+            s.overlap,
+        );
+        let complete = dlq_ok
+            && outcome.stop.is_none()
+            && outcome.exhausted == 0
+            && report.failed == report.dead_lettered;
         if full && complete {
             next.last_full_sync = Some(now);
         }
         match self.state.save(&next, leased_version).await {
             Ok(_) => report.watermark_after = watermark.map(crate::domain::format_ts),
-            Err(e) => return fail(report, format!("state_conflict: the watermark was not advanced: {e}")),
+            Err(e) => {
+                return fail(
+                    report,
+                    format!("state_conflict: the watermark was not advanced: {e}"),
+                );
+            }
         }
 
         // Status.
         if let Err(e) = dlq_result {
-            return fail(report, format!("dlq_unavailable: {e}; the watermark was not advanced"));
+            return fail(
+                report,
+                format!("dlq_unavailable: {e}; the watermark was not advanced"),
+            );
         }
         match outcome.stop {
             Some(Stop::Auth(m)) => return fail(report, format!("auth_unavailable: {m}")),
@@ -536,9 +664,19 @@ impl Engine<'_> {
             None => {}
         }
         if outcome.exhausted > 0 {
-            return fail(report, format!("salesforce_unavailable: {} records were not written after {} attempts", outcome.exhausted, s.record_max_attempts));
+            return fail(
+                report,
+                format!(
+                    "salesforce_unavailable: {} records were not written after {} attempts",
+                    outcome.exhausted, s.record_max_attempts
+                ),
+            );
         }
-        report.status = if report.dead_lettered > 0 { Status::Partial } else { Status::Ok };
+        report.status = if report.dead_lettered > 0 {
+            Status::Partial
+        } else {
+            Status::Ok
+        };
     }
 
     /// Releases the lease after a failure, keeping the watermark. Best effort: if this write fails
@@ -559,7 +697,10 @@ impl Engine<'_> {
             if pending.is_empty() {
                 break;
             }
-            let batches: Vec<Vec<usize>> = pending.chunks(s.batch_size).map(<[usize]>::to_vec).collect();
+            let batches: Vec<Vec<usize>> = pending
+                .chunks(s.batch_size)
+                .map(<[usize]>::to_vec)
+                .collect();
             let shared: &[Item] = items;
             let results: Vec<BatchResult> = futures::stream::iter(batches)
                 .map(|batch| {
@@ -571,17 +712,26 @@ impl Engine<'_> {
                         if stop.lock().unwrap().is_some() {
                             return (batch, None);
                         }
-                        let payloads: Vec<Value> = batch.iter().map(|&i| shared[i].payload.clone()).collect();
+                        let payloads: Vec<Value> =
+                            batch.iter().map(|&i| shared[i].payload.clone()).collect();
                         let result = self.sink.upsert(&payloads).await;
                         match &result {
                             Err(SalesforceError::RequestLimit) => {
-                                stop.lock().unwrap().get_or_insert(Stop::Budget("Salesforce answered 403 REQUEST_LIMIT_EXCEEDED".into()));
+                                stop.lock().unwrap().get_or_insert(Stop::Budget(
+                                    "Salesforce answered 403 REQUEST_LIMIT_EXCEEDED".into(),
+                                ));
                             }
-                            Err(e @ (SalesforceError::Auth(_) | SalesforceError::SessionRejected)) => {
-                                stop.lock().unwrap().get_or_insert(Stop::Auth(e.to_string()));
+                            Err(
+                                e @ (SalesforceError::Auth(_) | SalesforceError::SessionRejected),
+                            ) => {
+                                stop.lock()
+                                    .unwrap()
+                                    .get_or_insert(Stop::Auth(e.to_string()));
                             }
                             Err(e @ SalesforceError::Rejected { .. }) => {
-                                stop.lock().unwrap().get_or_insert(Stop::Rejected(e.to_string()));
+                                stop.lock()
+                                    .unwrap()
+                                    .get_or_insert(Stop::Rejected(e.to_string()));
                             }
                             _ => {}
                         }
@@ -609,13 +759,18 @@ impl Engine<'_> {
                                     outcome.updated += 1;
                                     outcome.written.push(i);
                                 }
-                                UpsertOutcome::Failed(e) if retry::salesforce_code(&e.code) == Class::Transient && attempt < s.record_max_attempts => {
+                                UpsertOutcome::Failed(e)
+                                    if retry::salesforce_code(&e.code) == Class::Transient
+                                        && attempt < s.record_max_attempts =>
+                                {
                                     retry_next.push(i)
                                 }
                                 // The picklist changed since describe was cached: refresh it
                                 // and map the record again (it falls back to RawCategory__c).
                                 UpsertOutcome::Failed(e)
-                                    if e.code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST" && attempt < s.record_max_attempts && shared[i].source.is_some() =>
+                                    if e.code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+                                        && attempt < s.record_max_attempts
+                                        && shared[i].source.is_some() =>
                                 {
                                     remap.push(i)
                                 }
@@ -626,7 +781,10 @@ impl Engine<'_> {
                             }
                         }
                     }
-                    Some(Err(e)) if e.class() == Class::Transient || matches!(e, SalesforceError::BadResponse(_)) => {
+                    Some(Err(e))
+                        if e.class() == Class::Transient
+                            || matches!(e, SalesforceError::BadResponse(_)) =>
+                    {
                         tracing::warn!(error = %e, attempt, records = batch.len(), "upsert request failed");
                         request_failed = true;
                         if attempt < s.record_max_attempts {
@@ -635,14 +793,19 @@ impl Engine<'_> {
                             outcome.exhausted += batch.len();
                         }
                     }
-                    Some(Err(e)) => tracing::error!(error = %e, records = batch.len(), "upsert request refused; stopping"),
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, records = batch.len(), "upsert request refused; stopping")
+                    }
                 }
             }
             if !remap.is_empty() {
                 match self.rules(true).await {
                     Ok(rules) => {
                         for i in remap {
-                            let (disposition, _) = items[i].source.as_ref().expect("only CXone codes are remapped");
+                            let (disposition, _) = items[i]
+                                .source
+                                .as_ref()
+                                .expect("only CXone codes are remapped");
                             match to_salesforce(disposition, &s.target, &rules) {
                                 Ok(mapped) => {
                                     items[i].payload = mapped.payload;
@@ -667,7 +830,8 @@ impl Engine<'_> {
             // Records Salesforce refused back off linearly; a failed request (5xx, timeout, reset)
             // points at an unhealthy service, so it backs off exponentially, with jitter.
             let pause = if request_failed {
-                retry::exponential_jitter(attempt, s.retry_base_delay, Duration::from_secs(30)).max(retry::linear(attempt, s.retry_base_delay))
+                retry::exponential_jitter(attempt, s.retry_base_delay, Duration::from_secs(30))
+                    .max(retry::linear(attempt, s.retry_base_delay))
             } else {
                 retry::linear(attempt, s.retry_base_delay)
             };
@@ -718,7 +882,13 @@ impl Engine<'_> {
         }
     }
 
-    fn rejected(&self, cycle_id: &str, item: &Item, error: RecordError, attempts: u32) -> DeadLetter {
+    fn rejected(
+        &self,
+        cycle_id: &str,
+        item: &Item,
+        error: RecordError,
+        attempts: u32,
+    ) -> DeadLetter {
         DeadLetter {
             schema_version: SCHEMA_VERSION,
             sync_id: self.settings.sync_id.clone(),
@@ -727,7 +897,11 @@ impl Engine<'_> {
             external_id: Some(item.external_id.clone()),
             last_modified: item.source.as_ref().map(|(d, _)| d.last_modified),
             payload: Some(item.payload.clone()),
-            source: item.source.as_ref().map(|(_, raw)| raw.clone()).unwrap_or(Value::Null),
+            source: item
+                .source
+                .as_ref()
+                .map(|(_, raw)| raw.clone())
+                .unwrap_or(Value::Null),
             error,
             attempts,
             failed_at: Utc::now(),
@@ -742,7 +916,10 @@ impl Engine<'_> {
         if refresh || cached.is_none() {
             *cached = Some(self.sink.describe().await?);
         }
-        Ok(Rules { schema: cached.clone().unwrap_or_default(), aliases: self.settings.category_aliases.clone() })
+        Ok(Rules {
+            schema: cached.clone().unwrap_or_default(),
+            aliases: self.settings.category_aliases.clone(),
+        })
     }
 
     /// Every Salesforce record of the object by external ID, with the fields the sync owns.
@@ -763,8 +940,17 @@ impl Engine<'_> {
     /// The external IDs of the records active in Salesforce (for the breaker of a delta).
     async fn active_ids(&self) -> Result<HashSet<String>, SalesforceError> {
         let t = &self.settings.target;
-        let rows = self.sink.query(&format!("SELECT {} FROM {} WHERE IsActive__c = true", t.external_id_field, t.object)).await?;
-        Ok(rows.iter().filter_map(|r| r.get(&t.external_id_field)?.as_str().map(str::to_owned)).collect())
+        let rows = self
+            .sink
+            .query(&format!(
+                "SELECT {} FROM {} WHERE IsActive__c = true",
+                t.external_id_field, t.object
+            ))
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.get(&t.external_id_field)?.as_str().map(str::to_owned))
+            .collect())
     }
 }
 
@@ -792,12 +978,19 @@ fn skip(report: &mut CycleReport, reason: String) {
 /// The newest timestamp the watermark may take: it advances over whole groups of records with
 /// the same timestamp, in time order, and stops before the first group with a record not done.
 /// It never moves backwards.
-pub fn safe_watermark(sorted: &[Disposition], current: Option<DateTime<Utc>>, done: impl Fn(&Disposition) -> bool) -> Option<DateTime<Utc>> {
+pub fn safe_watermark(
+    sorted: &[Disposition],
+    current: Option<DateTime<Utc>>,
+    done: impl Fn(&Disposition) -> bool,
+) -> Option<DateTime<Utc>> {
     let mut watermark = current;
     let mut i = 0;
     while i < sorted.len() {
         let ts = sorted[i].last_modified;
-        let group_end = sorted[i..].iter().position(|d| d.last_modified != ts).map_or(sorted.len(), |p| i + p);
+        let group_end = sorted[i..]
+            .iter()
+            .position(|d| d.last_modified != ts)
+            .map_or(sorted.len(), |p| i + p);
         if !sorted[i..group_end].iter().all(&done) {
             break;
         }
@@ -815,14 +1008,19 @@ fn remember<'a>(
     watermark: Option<DateTime<Utc>>,
     overlap: Duration,
 ) -> BTreeMap<String, DateTime<Utc>> {
-    let Some(watermark) = watermark else { return BTreeMap::new() };
+    let Some(watermark) = watermark else {
+        return BTreeMap::new();
+    };
     let horizon = watermark - chrono::Duration::from_std(overlap).unwrap_or_default();
     let mut merged = previous.clone();
     for d in done {
-        let entry = merged.entry(d.id.as_str().to_owned()).or_insert(d.last_modified);
+        let entry = merged
+            .entry(d.id.as_str().to_owned())
+            .or_insert(d.last_modified);
         *entry = (*entry).max(d.last_modified);
     }
-    let mut kept: Vec<(String, DateTime<Utc>)> = merged.into_iter().filter(|(_, lm)| *lm > horizon).collect();
+    let mut kept: Vec<(String, DateTime<Utc>)> =
+        merged.into_iter().filter(|(_, lm)| *lm > horizon).collect();
     kept.sort_by_key(|entry| std::cmp::Reverse(entry.1));
     kept.truncate(MAX_RECENT);
     kept.into_iter().collect()
@@ -853,14 +1051,25 @@ mod tests {
         // "c" shares its timestamp with "b": neither may be passed.
         let partial = safe_watermark(&records, None, |x| x.id.as_str() != "c");
         assert_eq!(partial, Some(records[0].last_modified));
-        let none = safe_watermark(&records, Some(records[0].last_modified), |x| x.id.as_str() != "a");
-        assert_eq!(none, Some(records[0].last_modified), "never moves backwards, never passes a");
+        let none = safe_watermark(&records, Some(records[0].last_modified), |x| {
+            x.id.as_str() != "a"
+        });
+        assert_eq!(
+            none,
+            Some(records[0].last_modified),
+            "never moves backwards, never passes a"
+        );
     }
 
     #[test]
     fn recent_keeps_only_the_overlap_window() {
         let records = [d("a", 0), d("b", 50), d("c", 100)];
-        let kept = remember(&BTreeMap::new(), records.iter(), Some(records[2].last_modified), Duration::from_secs(60));
+        let kept = remember(
+            &BTreeMap::new(),
+            records.iter(),
+            Some(records[2].last_modified),
+            Duration::from_secs(60),
+        );
         assert_eq!(kept.keys().cloned().collect::<Vec<_>>(), vec!["b", "c"]);
     }
 }

@@ -47,10 +47,17 @@ impl Token {
 pub enum AuthError {
     /// The token endpoint answered and refused (bad client, grant or scope).
     #[error("{platform} refused the credentials: HTTP {status} {error}")]
-    Rejected { platform: &'static str, status: u16, error: String },
+    Rejected {
+        platform: &'static str,
+        status: u16,
+        error: String,
+    },
     /// The token endpoint could not be reached or answered with a server error.
     #[error("{platform} token endpoint unavailable: {reason}")]
-    Unavailable { platform: &'static str, reason: String },
+    Unavailable {
+        platform: &'static str,
+        reason: String,
+    },
 }
 
 /// Asks a platform's token endpoint for a new token.
@@ -105,7 +112,9 @@ impl TokenCache {
     pub async fn get(&self) -> Result<Arc<Token>, AuthError> {
         use std::sync::atomic::Ordering;
         if let Some(token) = self.inner.usable() {
-            if Instant::now() >= token.refresh_at && !self.inner.refreshing.swap(true, Ordering::AcqRel) {
+            if Instant::now() >= token.refresh_at
+                && !self.inner.refreshing.swap(true, Ordering::AcqRel)
+            {
                 let (inner, due) = (self.inner.clone(), token.generation);
                 tokio::spawn(async move {
                     if let Err(e) = inner.refresh(Some(due)).await {
@@ -123,7 +132,10 @@ impl TokenCache {
     /// another request is kept.
     pub async fn invalidate(&self, stale: &Token) {
         let mut current = self.inner.current.lock().unwrap();
-        if current.as_ref().is_some_and(|t| t.generation == stale.generation) {
+        if current
+            .as_ref()
+            .is_some_and(|t| t.generation == stale.generation)
+        {
             *current = None;
         }
     }
@@ -131,7 +143,12 @@ impl TokenCache {
 
 impl Inner {
     fn usable(&self) -> Option<Arc<Token>> {
-        self.current.lock().unwrap().as_ref().filter(|t| Instant::now() < t.usable_until).cloned()
+        self.current
+            .lock()
+            .unwrap()
+            .as_ref()
+            .filter(|t| Instant::now() < t.usable_until)
+            .cloned()
     }
 
     /// Fetches a new token under the fetch lock. `replacing` names the token a background refresh
@@ -159,7 +176,12 @@ impl Inner {
             match self.fetcher.fetch().await {
                 Err(e @ AuthError::Unavailable { .. }) if attempt < FETCH_ATTEMPTS => {
                     tracing::warn!(error = %e, attempt, "token endpoint unavailable; trying again");
-                    tokio::time::sleep(crate::retry::exponential_jitter(attempt, self.retry_base, FETCH_MAX_WAIT)).await;
+                    tokio::time::sleep(crate::retry::exponential_jitter(
+                        attempt,
+                        self.retry_base,
+                        FETCH_MAX_WAIT,
+                    ))
+                    .await;
                     attempt += 1;
                 }
                 result => return result,
@@ -173,8 +195,16 @@ impl Inner {
         // Refresh at 80% of the lifetime, and never later than 60 s before expiry.
         let at_80 = lifetime.mul_f64(0.8);
         let refresh_after = at_80.min(lifetime.saturating_sub(Duration::from_secs(60)));
-        let generation = self.generation.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-        Token { refresh_at: now + refresh_after, usable_until: now + lifetime.saturating_sub(EXPIRY_GUARD), generation, issued }
+        let generation = self
+            .generation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        Token {
+            refresh_at: now + refresh_after,
+            usable_until: now + lifetime.saturating_sub(EXPIRY_GUARD),
+            generation,
+            issued,
+        }
     }
 }
 
@@ -190,14 +220,22 @@ mod tests {
         async fn fetch(&self) -> Result<IssuedToken, AuthError> {
             let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
-            Ok(IssuedToken { access_token: SecretString::new(format!("t{n}")), lifetime: self.1, instance_url: None })
+            Ok(IssuedToken {
+                access_token: SecretString::new(format!("t{n}")),
+                lifetime: self.1,
+                instance_url: None,
+            })
         }
     }
 
     #[tokio::test(start_paused = true)]
-    async fn one_fetch_serves_concurrent_callers_and_the_refresh_at_80_percent_runs_in_the_background() {
+    async fn one_fetch_serves_concurrent_callers_and_the_refresh_at_80_percent_runs_in_the_background()
+     {
         let calls = Arc::new(AtomicU32::new(0));
-        let cache = TokenCache::new(Box::new(Counting(calls.clone(), Duration::from_secs(3600))), Duration::ZERO);
+        let cache = TokenCache::new(
+            Box::new(Counting(calls.clone(), Duration::from_secs(3600))),
+            Duration::ZERO,
+        );
         let many = futures::future::join_all((0..10).map(|_| {
             let c = cache.clone();
             async move { c.get().await.unwrap().bearer().to_owned() }
@@ -223,12 +261,20 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn short_lifetimes_refresh_at_least_60_seconds_early_and_invalidate_only_the_stale_token() {
+    async fn short_lifetimes_refresh_at_least_60_seconds_early_and_invalidate_only_the_stale_token()
+    {
         let calls = Arc::new(AtomicU32::new(0));
-        let cache = TokenCache::new(Box::new(Counting(calls.clone(), Duration::from_secs(200))), Duration::ZERO);
+        let cache = TokenCache::new(
+            Box::new(Counting(calls.clone(), Duration::from_secs(200))),
+            Duration::ZERO,
+        );
         let first = cache.get().await.unwrap();
         tokio::time::advance(Duration::from_secs(141)).await; // 200 - 60 = 140 < 160 (80%)
-        assert_eq!(cache.get().await.unwrap().bearer(), "t1", "still valid while the refresh runs");
+        assert_eq!(
+            cache.get().await.unwrap().bearer(),
+            "t1",
+            "still valid while the refresh runs"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
         let second = cache.get().await.unwrap();
         assert_eq!(second.bearer(), "t2");
@@ -241,7 +287,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_token_about_to_expire_is_never_handed_out() {
         let calls = Arc::new(AtomicU32::new(0));
-        let cache = TokenCache::new(Box::new(Counting(calls.clone(), Duration::from_secs(100))), Duration::ZERO);
+        let cache = TokenCache::new(
+            Box::new(Counting(calls.clone(), Duration::from_secs(100))),
+            Duration::ZERO,
+        );
         cache.get().await.unwrap();
         // Skip the background refresh window entirely (the process was frozen, say).
         tokio::time::advance(Duration::from_secs(97)).await;
@@ -257,31 +306,66 @@ mod tests {
             self.1.fetch_add(1, Ordering::SeqCst);
             match self.0.lock().unwrap().pop() {
                 Some(e) => Err(e),
-                None => Ok(IssuedToken { access_token: SecretString::new("t"), lifetime: Duration::from_secs(3600), instance_url: None }),
+                None => Ok(IssuedToken {
+                    access_token: SecretString::new("t"),
+                    lifetime: Duration::from_secs(3600),
+                    instance_url: None,
+                }),
             }
         }
     }
 
     fn down() -> AuthError {
-        AuthError::Unavailable { platform: "Test", reason: "HTTP 503".into() }
+        AuthError::Unavailable {
+            platform: "Test",
+            reason: "HTTP 503".into(),
+        }
     }
 
     #[tokio::test(start_paused = true)]
     async fn an_unavailable_token_endpoint_is_tried_again_and_a_refusal_is_not() {
         let calls = Arc::new(AtomicU32::new(0));
-        let blip = TokenCache::new(Box::new(Scripted(std::sync::Mutex::new(vec![down(), down()]), calls.clone())), Duration::from_millis(100));
+        let blip = TokenCache::new(
+            Box::new(Scripted(
+                std::sync::Mutex::new(vec![down(), down()]),
+                calls.clone(),
+            )),
+            Duration::from_millis(100),
+        );
         assert_eq!(blip.get().await.unwrap().bearer(), "t");
         assert_eq!(calls.load(Ordering::SeqCst), 3);
 
         let calls = Arc::new(AtomicU32::new(0));
-        let outage = TokenCache::new(Box::new(Scripted(std::sync::Mutex::new(vec![down(), down(), down()]), calls.clone())), Duration::from_millis(100));
-        assert!(matches!(outage.get().await, Err(AuthError::Unavailable { .. })));
+        let outage = TokenCache::new(
+            Box::new(Scripted(
+                std::sync::Mutex::new(vec![down(), down(), down()]),
+                calls.clone(),
+            )),
+            Duration::from_millis(100),
+        );
+        assert!(matches!(
+            outage.get().await,
+            Err(AuthError::Unavailable { .. })
+        ));
         assert_eq!(calls.load(Ordering::SeqCst), FETCH_ATTEMPTS);
 
         let calls = Arc::new(AtomicU32::new(0));
-        let refused = AuthError::Rejected { platform: "Test", status: 400, error: "invalid_client".into() };
-        let rejected = TokenCache::new(Box::new(Scripted(std::sync::Mutex::new(vec![refused]), calls.clone())), Duration::from_millis(100));
-        assert!(matches!(rejected.get().await, Err(AuthError::Rejected { .. })));
+        let refused = AuthError::Rejected {
+            platform: "Test",
+            status: 400,
+            error: "invalid_client".into(),
+        };
+        let rejected = TokenCache::new(
+            Box::new(Scripted(
+                std::sync::Mutex::new(vec![refused]),
+                calls.clone(),
+            )),
+            Duration::from_millis(100),
+        );
+        assert!(matches!(
+            rejected.get().await,
+            Err(AuthError::Rejected { .. })
+        ));
         assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }

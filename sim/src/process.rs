@@ -14,8 +14,10 @@ pub struct StopSignals {
 impl StopSignals {
     pub fn listen() -> Result<Self, String> {
         Ok(Self {
-            terminate: signal(SignalKind::terminate()).map_err(|e| format!("cannot listen for SIGTERM: {e}"))?,
-            interrupt: signal(SignalKind::interrupt()).map_err(|e| format!("cannot listen for SIGINT: {e}"))?,
+            terminate: signal(SignalKind::terminate())
+                .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?,
+            interrupt: signal(SignalKind::interrupt())
+                .map_err(|e| format!("cannot listen for SIGINT: {e}"))?,
         })
     }
 
@@ -31,12 +33,16 @@ impl StopSignals {
 /// Prints one line on stdout and flushes it, so a reader of a pipe sees it at once.
 pub fn print_line(line: &str) -> Result<(), String> {
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{line}").and_then(|()| stdout.flush()).map_err(|e| format!("cannot write to stdout: {e}"))
+    writeln!(stdout, "{line}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write to stdout: {e}"))
 }
 
 pub fn remove_if_present(path: &Path) -> Result<(), String> {
     match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("cannot remove {}: {e}", path.display())),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(format!("cannot remove {}: {e}", path.display()))
+        }
         _ => Ok(()),
     }
 }
@@ -47,8 +53,10 @@ pub fn write_atomically(path: &Path, contents: &str) -> Result<(), String> {
     let mut temporary = path.as_os_str().to_owned();
     temporary.push(format!(".tmp-{}", std::process::id()));
     let temporary = PathBuf::from(temporary);
-    std::fs::write(&temporary, contents).and_then(|()| std::fs::rename(&temporary, path)).map_err(|e| {
-        let _ = std::fs::remove_file(&temporary);
-        format!("cannot write {}: {e}", path.display())
-    })
+    std::fs::write(&temporary, contents)
+        .and_then(|()| std::fs::rename(&temporary, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&temporary);
+            format!("cannot write {}: {e}", path.display())
+        })
 }

@@ -39,7 +39,10 @@ pub async fn serve(router: Router, port: u16) -> std::io::Result<Running> {
             })
             .await;
     });
-    Ok(Running { addr, stop: Some(stop) })
+    Ok(Running {
+        addr,
+        stop: Some(stop),
+    })
 }
 
 /// One request as the simulator saw it, for assertions about what the client sent.
@@ -66,7 +69,12 @@ impl RequestLog {
     }
     /// How many requests reached `endpoint`.
     pub fn count(&self, endpoint: &str) -> usize {
-        self.inner.lock().unwrap().iter().filter(|r| r.endpoint == endpoint).count()
+        self.inner
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| r.endpoint == endpoint)
+            .count()
     }
     /// Requests per endpoint.
     pub fn counts(&self) -> BTreeMap<String, usize> {

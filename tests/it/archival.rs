@@ -842,8 +842,13 @@ async fn full_reconciliation_does_not_resurrect_a_purged_record() {
     sync(&world, false, &[]).await;
     world.cxone.deactivate(&ids[0]);
     let long_ago = format_ts(Utc::now() - Duration::days(400));
-    world.cxone.set_field(&ids[0], "last_modified_date", json!(long_ago));
-    assert!(world.salesforce.remove_record(&ids[0]), "the purge removed it");
+    world
+        .cxone
+        .set_field(&ids[0], "last_modified_date", json!(long_ago));
+    assert!(
+        world.salesforce.remove_record(&ids[0]),
+        "the purge removed it"
+    );
 
     let full = sync(&world, true, &[]).await;
     assert_eq!(full["status"], "ok", "{full}");
@@ -863,14 +868,37 @@ async fn the_delta_breaker_ignores_codes_already_archived() {
         world.cxone.deactivate(id);
     }
     let refused = sync(&world, false, &[]).await;
-    assert!(refused["reason"].as_str().unwrap_or_default().starts_with("mass_change"), "{refused}");
-    let allowed = invoke(&world, &json!({"action": "sync", "full": true, "allow_mass_change": true}), &[]).await;
-    assert_eq!(allowed.response["archived"].as_u64(), Some(3), "{}", allowed.response);
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("mass_change"),
+        "{refused}"
+    );
+    let allowed = invoke(
+        &world,
+        &json!({"action": "sync", "full": true, "allow_mass_change": true}),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        allowed.response["archived"].as_u64(),
+        Some(3),
+        "{}",
+        allowed.response
+    );
 
     for id in &ids[..3] {
         world.cxone.rename(id, &format!("Retired {id}"));
     }
     let edits = sync(&world, false, &[]).await;
-    assert_eq!((edits["status"].as_str(), edits["updated"].as_u64()), (Some("ok"), Some(3)), "{edits}");
-    assert_eq!(world.salesforce.record(&ids[1]).unwrap().fields["IsActive__c"], false);
+    assert_eq!(
+        (edits["status"].as_str(), edits["updated"].as_u64()),
+        (Some("ok"), Some(3)),
+        "{edits}"
+    );
+    assert_eq!(
+        world.salesforce.record(&ids[1]).unwrap().fields["IsActive__c"],
+        false
+    );
 }

@@ -16,19 +16,32 @@ async fn first_cycle_writes_everything_in_two_calls_and_a_second_sends_nothing()
     let first = sync(&world, false, &[]).await;
     assert_eq!(first["status"], "ok", "{first}");
     assert_eq!(first["mode"], "full");
-    assert_eq!((first["fetched"].as_u64(), first["created"].as_u64()), (Some(300), Some(300)));
+    assert_eq!(
+        (first["fetched"].as_u64(), first["created"].as_u64()),
+        (Some(300), Some(300))
+    );
     assert_eq!(world.salesforce.records().len(), 300);
     assert_eq!(world.salesforce.log().count("upsert"), 2);
     let newest = newest_cxone_timestamp(&world);
     assert_eq!(state(&world).await.watermark, Some(newest));
-    assert_eq!(first["watermark_after"], disposition_sync::domain::format_ts(newest));
+    assert_eq!(
+        first["watermark_after"],
+        disposition_sync::domain::format_ts(newest)
+    );
     assert_mirrored(&world);
 
     let second = sync(&world, false, &[]).await;
     assert_eq!(second["status"], "ok", "{second}");
     assert_eq!(second["mode"], "delta");
-    assert_eq!((second["created"].as_u64(), second["updated"].as_u64()), (Some(0), Some(0)));
-    assert_eq!(world.salesforce.log().count("upsert"), 2, "the second cycle sent an upsert");
+    assert_eq!(
+        (second["created"].as_u64(), second["updated"].as_u64()),
+        (Some(0), Some(0))
+    );
+    assert_eq!(
+        world.salesforce.log().count("upsert"),
+        2,
+        "the second cycle sent an upsert"
+    );
     assert_eq!(world.salesforce.records().len(), 300);
     assert_eq!(second["watermark_after"], first["watermark_after"]);
 }
@@ -45,7 +58,11 @@ async fn a_rename_updates_the_same_record() {
     world.cxone.rename(&ids[7], "Renamed Seven");
     let delta = sync(&world, false, &[]).await;
     assert_eq!(delta["mode"], "delta");
-    assert_eq!((delta["created"].as_u64(), delta["updated"].as_u64()), (Some(0), Some(1)), "{delta}");
+    assert_eq!(
+        (delta["created"].as_u64(), delta["updated"].as_u64()),
+        (Some(0), Some(1)),
+        "{delta}"
+    );
     let after = world.salesforce.record(&ids[7]).unwrap();
     assert_eq!(after.id, before.id);
     assert_eq!(after.fields["Name"], "Renamed Seven");
@@ -58,7 +75,9 @@ async fn a_rename_updates_the_same_record() {
 async fn a_code_modified_during_a_write_is_picked_up_by_the_next_cycle() {
     let world = world().await;
     let ids = world.cxone.seed(10);
-    world.salesforce.set_latency("upsert", Duration::from_millis(1500));
+    world
+        .salesforce
+        .set_latency("upsert", Duration::from_millis(1500));
 
     let running = {
         let world = &world;
@@ -73,13 +92,22 @@ async fn a_code_modified_during_a_write_is_picked_up_by_the_next_cycle() {
     };
     let (first, ()) = tokio::join!(running, edit);
     assert_eq!(first["status"], "ok", "{first}");
-    assert_ne!(world.salesforce.record(&ids[3]).unwrap().fields["Name"], "Changed Mid-Write");
+    assert_ne!(
+        world.salesforce.record(&ids[3]).unwrap().fields["Name"],
+        "Changed Mid-Write"
+    );
 
     world.salesforce.set_latency("upsert", Duration::ZERO);
     let next = sync(&world, false, &[]).await;
     assert_eq!(next["updated"].as_u64(), Some(1), "{next}");
-    assert_eq!(world.salesforce.record(&ids[3]).unwrap().fields["Name"], "Changed Mid-Write");
-    assert_eq!(state(&world).await.watermark, Some(newest_cxone_timestamp(&world)));
+    assert_eq!(
+        world.salesforce.record(&ids[3]).unwrap().fields["Name"],
+        "Changed Mid-Write"
+    );
+    assert_eq!(
+        state(&world).await.watermark,
+        Some(newest_cxone_timestamp(&world))
+    );
 }
 
 /// A record Salesforce keeps rejecting is dead-lettered with its reason while every other record
@@ -89,13 +117,34 @@ async fn a_code_modified_during_a_write_is_picked_up_by_the_next_cycle() {
 async fn rejected_records_are_dead_lettered_and_the_rest_written() {
     let world = world().await;
     let ids = world.cxone.seed(50);
-    world.salesforce.inject_record_error(&ids[10], "FIELD_CUSTOM_VALIDATION_EXCEPTION", "Category requires approval", None);
-    world.salesforce.inject_record_error(&ids[20], "UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record", None);
+    world.salesforce.inject_record_error(
+        &ids[10],
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "Category requires approval",
+        None,
+    );
+    world.salesforce.inject_record_error(
+        &ids[20],
+        "UNABLE_TO_LOCK_ROW",
+        "unable to obtain exclusive access to this record",
+        None,
+    );
 
     let run = sync(&world, false, &[]).await;
     assert_eq!(run["status"], "partial", "{run}");
-    assert_eq!((run["created"].as_u64(), run["failed"].as_u64(), run["dead_lettered"].as_u64()), (Some(48), Some(2), Some(2)));
-    assert_eq!(run["retries"].as_u64(), Some(2), "only the lock error is retried, twice");
+    assert_eq!(
+        (
+            run["created"].as_u64(),
+            run["failed"].as_u64(),
+            run["dead_lettered"].as_u64()
+        ),
+        (Some(48), Some(2), Some(2))
+    );
+    assert_eq!(
+        run["retries"].as_u64(),
+        Some(2),
+        "only the lock error is retried, twice"
+    );
     // First call: 50 records; retries: the locked record alone, twice.
     assert_eq!(world.salesforce.log().count("upsert"), 3);
     assert_eq!(world.salesforce.records().len(), 48);
@@ -103,15 +152,30 @@ async fn rejected_records_are_dead_lettered_and_the_rest_written() {
     let mut letters = dead_letters(&world).await;
     letters.sort_by(|a, b| a.external_id.cmp(&b.external_id));
     assert_eq!(letters.len(), 2);
-    let validation = letters.iter().find(|l| l.external_id.as_deref() == Some(ids[10].as_str())).unwrap();
+    let validation = letters
+        .iter()
+        .find(|l| l.external_id.as_deref() == Some(ids[10].as_str()))
+        .unwrap();
     assert_eq!(validation.error.code, "FIELD_CUSTOM_VALIDATION_EXCEPTION");
     assert_eq!(validation.attempts, 1);
-    assert_eq!(validation.payload.as_ref().unwrap()["CXone_DispositionId__c"], ids[10]);
+    assert_eq!(
+        validation.payload.as_ref().unwrap()["CXone_DispositionId__c"],
+        ids[10]
+    );
     assert_eq!(validation.source["id"], ids[10]);
     assert_eq!(validation.cycle_id, run["cycle_id"].as_str().unwrap());
-    let locked = letters.iter().find(|l| l.external_id.as_deref() == Some(ids[20].as_str())).unwrap();
-    assert_eq!((locked.error.code.as_str(), locked.attempts), ("UNABLE_TO_LOCK_ROW", 3));
-    assert_eq!(state(&world).await.watermark, Some(newest_cxone_timestamp(&world)));
+    let locked = letters
+        .iter()
+        .find(|l| l.external_id.as_deref() == Some(ids[20].as_str()))
+        .unwrap();
+    assert_eq!(
+        (locked.error.code.as_str(), locked.attempts),
+        ("UNABLE_TO_LOCK_ROW", 3)
+    );
+    assert_eq!(
+        state(&world).await.watermark,
+        Some(newest_cxone_timestamp(&world))
+    );
 }
 
 /// When the DLQ cannot be written, the watermark stays put and the cycle fails; the next good
@@ -125,14 +189,32 @@ async fn an_unavailable_dlq_keeps_the_watermark_and_loses_nothing() {
 
     world.cxone.rename(&ids[1], "Renamed One");
     world.cxone.rename(&ids[2], "Renamed Two");
-    world.salesforce.inject_record_error(&ids[2], "FIELD_CUSTOM_VALIDATION_EXCEPTION", "blocked", None);
+    world.salesforce.inject_record_error(
+        &ids[2],
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "blocked",
+        None,
+    );
     let missing_queue = format!("{}-does-not-exist", world.aws.dlq_url);
     let bad = sync(&world, false, &[("DLQ_URL", missing_queue.as_str())]).await;
     assert_eq!(bad["status"], "failed", "{bad}");
-    assert!(bad["reason"].as_str().unwrap().starts_with("dlq_unavailable"), "{bad}");
+    assert!(
+        bad["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("dlq_unavailable"),
+        "{bad}"
+    );
     assert_eq!(bad["dead_lettered"].as_u64(), Some(0));
-    assert_eq!(state(&world).await.watermark, watermark, "the watermark moved past an undelivered record");
-    assert!(state(&world).await.lease.is_none(), "the lease was released");
+    assert_eq!(
+        state(&world).await.watermark,
+        watermark,
+        "the watermark moved past an undelivered record"
+    );
+    assert!(
+        state(&world).await.lease.is_none(),
+        "the lease was released"
+    );
 
     let good = sync(&world, false, &[]).await;
     assert_eq!(good["status"], "partial", "{good}");
@@ -140,8 +222,14 @@ async fn an_unavailable_dlq_keeps_the_watermark_and_loses_nothing() {
     let letters = dead_letters(&world).await;
     assert_eq!(letters.len(), 1);
     assert_eq!(letters[0].payload.as_ref().unwrap()["Name"], "Renamed Two");
-    assert_eq!(world.salesforce.record(&ids[1]).unwrap().fields["Name"], "Renamed One");
-    assert_eq!(state(&world).await.watermark, Some(newest_cxone_timestamp(&world)));
+    assert_eq!(
+        world.salesforce.record(&ids[1]).unwrap().fields["Name"],
+        "Renamed One"
+    );
+    assert_eq!(
+        state(&world).await.watermark,
+        Some(newest_cxone_timestamp(&world))
+    );
 }
 
 /// Records CXone sends malformed (no id, a bad date, wrong types) are dead-lettered with the
@@ -151,21 +239,43 @@ async fn malformed_cxone_records_are_dead_lettered_and_the_rest_synced() {
     let world = world().await;
     world.cxone.seed(5);
     let now = "2024-05-01T10:00:00.000Z";
-    world.cxone.insert_raw(json!({"name": "No id", "is_active": true, "last_modified_date": now}));
+    world
+        .cxone
+        .insert_raw(json!({"name": "No id", "is_active": true, "last_modified_date": now}));
     world.cxone.insert_raw(json!({"id": "bad-date", "name": "Bad date", "is_active": true, "last_modified_date": "last tuesday"}));
-    world.cxone.insert_raw(json!({"id": "bad-type", "name": 42, "is_active": "yes", "last_modified_date": now}));
+    world.cxone.insert_raw(
+        json!({"id": "bad-type", "name": 42, "is_active": "yes", "last_modified_date": now}),
+    );
 
     let run = sync(&world, false, &[]).await;
     assert_eq!(run["status"], "partial", "{run}");
-    assert_eq!((run["fetched"].as_u64(), run["created"].as_u64(), run["dead_lettered"].as_u64()), (Some(8), Some(5), Some(3)));
+    assert_eq!(
+        (
+            run["fetched"].as_u64(),
+            run["created"].as_u64(),
+            run["dead_lettered"].as_u64()
+        ),
+        (Some(8), Some(5), Some(3))
+    );
     assert_eq!(world.salesforce.records().len(), 5);
     let letters = dead_letters(&world).await;
     assert_eq!(letters.len(), 3);
-    assert!(letters.iter().all(|l| l.kind == disposition_sync::dlq::DeadLetterKind::Unmappable && l.payload.is_none()));
+    assert!(letters.iter().all(
+        |l| l.kind == disposition_sync::dlq::DeadLetterKind::Unmappable && l.payload.is_none()
+    ));
     let reasons: Vec<&str> = letters.iter().map(|l| l.error.message.as_str()).collect();
-    assert!(reasons.iter().any(|r| r.contains("id is missing")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("RFC 3339")), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("wrong type")), "{reasons:?}");
+    assert!(
+        reasons.iter().any(|r| r.contains("id is missing")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("RFC 3339")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.iter().any(|r| r.contains("wrong type")),
+        "{reasons:?}"
+    );
     assert!(letters.iter().any(|l| l.source["name"] == "No id"));
 }
 
@@ -177,16 +287,34 @@ async fn the_invoke_command_runs_each_sync_event_file() {
     world.cxone.seed(3);
     for file in ["scheduled.json", "manual-sync.json", "full-sync.json"] {
         let path = format!("{}/events/{file}", env!("CARGO_MANIFEST_DIR"));
-        let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let event: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let run = invoke(&world, &event, &[]).await;
         assert!(run.success, "{file}: {}", run.response);
-        assert!(["ok", "partial"].contains(&run.response["status"].as_str().unwrap()), "{file}: {}", run.response);
-        assert_eq!(run.response["mode"], if file == "full-sync.json" || file == "scheduled.json" { "full" } else { "delta" }, "{file}");
+        assert!(
+            ["ok", "partial"].contains(&run.response["status"].as_str().unwrap()),
+            "{file}: {}",
+            run.response
+        );
+        assert_eq!(
+            run.response["mode"],
+            if file == "full-sync.json" || file == "scheduled.json" {
+                "full"
+            } else {
+                "delta"
+            },
+            "{file}"
+        );
     }
     assert_eq!(world.salesforce.records().len(), 3);
 
     let refused = invoke(&world, &json!({"action": "dance"}), &[]).await;
     assert!(!refused.success);
     assert_eq!(refused.response["errorType"], "InvalidEvent");
-    assert!(refused.response["errorMessage"].as_str().unwrap().contains("Expected an EventBridge scheduled event"));
+    assert!(
+        refused.response["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("Expected an EventBridge scheduled event")
+    );
 }

@@ -18,14 +18,19 @@ pub struct Run {
 /// overridden by `extra`.
 pub async fn invoke(world: &LocalWorld, event: &Value, extra: &[(&str, &str)]) -> Run {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_disposition-sync"));
-    cmd.args(["invoke", "--event", "-"]).env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.args(["invoke", "--event", "-"])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in world.env() {
         cmd.env(k, v);
     }
     for (k, v) in extra {
         cmd.env(k, v);
     }
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let mut child = cmd.spawn().expect("the disposition-sync binary starts");
     {
         use tokio::io::AsyncWriteExt;
@@ -35,20 +40,38 @@ pub async fn invoke(world: &LocalWorld, event: &Value, extra: &[(&str, &str)]) -
     let out = child.wait_with_output().await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let response = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}\nstderr: {stderr}"));
-    Run { success: out.status.success(), response, stderr }
+    let response = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}\nstderr: {stderr}"));
+    Run {
+        success: out.status.success(),
+        response,
+        stderr,
+    }
 }
 
 /// Runs a sync cycle (`{"action": "sync"}`, optionally full) and asserts the process succeeded.
 pub async fn sync(world: &LocalWorld, full: bool, extra: &[(&str, &str)]) -> Value {
-    let run = invoke(world, &serde_json::json!({"action": "sync", "full": full}), extra).await;
-    assert!(run.success, "invoke failed: {}\n{}", run.response, run.stderr);
+    let run = invoke(
+        world,
+        &serde_json::json!({"action": "sync", "full": full}),
+        extra,
+    )
+    .await;
+    assert!(
+        run.success,
+        "invoke failed: {}\n{}",
+        run.response, run.stderr
+    );
     run.response
 }
 
 /// The sync's state item as the binary left it.
 pub async fn state(world: &LocalWorld) -> SyncState {
-    let store = DynamoDbStateStore::new(aws_sdk_dynamodb::Client::new(&world.sdk), &world.aws.table, "dispositions");
+    let store = DynamoDbStateStore::new(
+        aws_sdk_dynamodb::Client::new(&world.sdk),
+        &world.aws.table,
+        "dispositions",
+    );
     store.load().await.expect("state readable").state
 }
 
@@ -80,12 +103,20 @@ pub fn assert_mirrored(world: &LocalWorld) {
     let records = world.salesforce.records();
     let mut seen = std::collections::HashSet::new();
     for r in &records {
-        let id = r.fields["CXone_DispositionId__c"].as_str().unwrap().to_owned();
+        let id = r.fields["CXone_DispositionId__c"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(seen.insert(id.clone()), "duplicate external id {id}");
     }
     for code in world.cxone.all() {
-        let Some(id) = code["id"].as_str() else { continue };
-        let row = world.salesforce.record(id).unwrap_or_else(|| panic!("{id} missing in Salesforce"));
+        let Some(id) = code["id"].as_str() else {
+            continue;
+        };
+        let row = world
+            .salesforce
+            .record(id)
+            .unwrap_or_else(|| panic!("{id} missing in Salesforce"));
         assert_eq!(row.fields["Name"], code["name"], "{id} name");
         assert_eq!(row.fields["IsActive__c"], code["is_active"], "{id} active");
     }

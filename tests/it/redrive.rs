@@ -10,10 +10,19 @@ use serde_json::{Value, json};
 /// Dead-letters `ids` with a validation error in one cycle, then lifts the error.
 async fn dead_letter(world: &LocalWorld, ids: &[String]) {
     for id in ids {
-        world.salesforce.inject_record_error(id, "FIELD_CUSTOM_VALIDATION_EXCEPTION", "blocked by a validation rule", None);
+        world.salesforce.inject_record_error(
+            id,
+            "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+            "blocked by a validation rule",
+            None,
+        );
     }
     let run = sync(world, false, &[]).await;
-    assert_eq!(run["dead_lettered"].as_u64(), Some(ids.len() as u64), "{run}");
+    assert_eq!(
+        run["dead_lettered"].as_u64(),
+        Some(ids.len() as u64),
+        "{run}"
+    );
     world.salesforce.clear_record_errors();
 }
 
@@ -50,8 +59,16 @@ async fn a_manual_redrive_writes_every_fixed_record_in_batches_and_empties_the_q
     let run = invoke(&world, &json!({"action": "redrive"}), &[]).await;
     assert!(run.success, "{}", run.response);
     let r = &run.response;
-    assert_eq!((r["status"].as_str(), r["mode"].as_str()), (Some("ok"), Some("redrive")), "{r}");
-    assert_eq!((r["received"].as_u64(), r["written"].as_u64()), (Some(250), Some(250)), "{r}");
+    assert_eq!(
+        (r["status"].as_str(), r["mode"].as_str()),
+        (Some("ok"), Some("redrive")),
+        "{r}"
+    );
+    assert_eq!(
+        (r["received"].as_u64(), r["written"].as_u64()),
+        (Some(250), Some(250)),
+        "{r}"
+    );
     assert_eq!(world.salesforce.log().count("upsert") - upserts_before, 2);
     assert_eq!(world.salesforce.records().len(), 260);
     assert_eq!(queue_depth(&world.sdk, &world.aws.dlq_url).await, 0);
@@ -64,12 +81,28 @@ async fn the_redrive_writes_the_current_cxone_version_not_the_old_payload() {
     let world = world().await;
     let ids = world.cxone.seed(5);
     dead_letter(&world, &ids[1..2]).await;
-    assert_eq!(dead_letters(&world).await[0].payload.as_ref().unwrap()["Name"], world.cxone.get(&ids[1]).unwrap()["name"]);
+    assert_eq!(
+        dead_letters(&world).await[0].payload.as_ref().unwrap()["Name"],
+        world.cxone.get(&ids[1]).unwrap()["name"]
+    );
 
     world.cxone.rename(&ids[1], "Renamed After Failure");
-    let run = invoke(&world, &json!({"action": "redrive", "max_messages": 10}), &[]).await;
-    assert_eq!(run.response["written"].as_u64(), Some(1), "{}", run.response);
-    assert_eq!(world.salesforce.record(&ids[1]).unwrap().fields["Name"], "Renamed After Failure");
+    let run = invoke(
+        &world,
+        &json!({"action": "redrive", "max_messages": 10}),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        run.response["written"].as_u64(),
+        Some(1),
+        "{}",
+        run.response
+    );
+    assert_eq!(
+        world.salesforce.record(&ids[1]).unwrap().fields["Name"],
+        "Renamed After Failure"
+    );
 }
 
 /// A message whose code Salesforce already holds at a newer version is superseded: deleted,
@@ -81,13 +114,29 @@ async fn a_message_already_overtaken_by_a_newer_version_is_superseded() {
     dead_letter(&world, &ids[2..3]).await;
     world.cxone.rename(&ids[2], "Newer Version");
     let cycle = sync(&world, false, &[]).await;
-    assert_eq!(cycle["updated"].as_u64().unwrap() + cycle["created"].as_u64().unwrap(), 1, "{cycle}");
+    assert_eq!(
+        cycle["updated"].as_u64().unwrap() + cycle["created"].as_u64().unwrap(),
+        1,
+        "{cycle}"
+    );
     let before = world.salesforce.record(&ids[2]).unwrap();
     let upserts = world.salesforce.log().count("upsert");
 
     let run = invoke(&world, &json!({"action": "redrive"}), &[]).await;
-    assert_eq!((run.response["superseded"].as_u64(), run.response["written"].as_u64()), (Some(1), Some(0)), "{}", run.response);
-    assert_eq!(world.salesforce.log().count("upsert"), upserts, "nothing may be written");
+    assert_eq!(
+        (
+            run.response["superseded"].as_u64(),
+            run.response["written"].as_u64()
+        ),
+        (Some(1), Some(0)),
+        "{}",
+        run.response
+    );
+    assert_eq!(
+        world.salesforce.log().count("upsert"),
+        upserts,
+        "nothing may be written"
+    );
     assert_eq!(world.salesforce.record(&ids[2]).unwrap(), before);
     assert_eq!(queue_depth(&world.sdk, &world.aws.dlq_url).await, 0);
 }
@@ -101,7 +150,12 @@ async fn still_failing_records_keep_their_history_and_are_parked_at_the_limit() 
     let world = world().await;
     let ids = world.cxone.seed(6);
     dead_letter(&world, &ids[..2]).await;
-    world.salesforce.inject_record_error(&ids[0], "FIELD_CUSTOM_VALIDATION_EXCEPTION", "still blocked", None);
+    world.salesforce.inject_record_error(
+        &ids[0],
+        "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+        "still blocked",
+        None,
+    );
 
     // SQS path, first delivery: the good record is written, the failing one stays.
     let event = sqs_event(&world, 1).await;
@@ -112,27 +166,70 @@ async fn still_failing_records_keep_their_history_and_are_parked_at_the_limit() 
         .as_array()
         .unwrap()
         .iter()
-        .find(|r| serde_json::from_str::<DeadLetter>(r["body"].as_str().unwrap()).unwrap().external_id.as_deref() == Some(ids[0].as_str()))
+        .find(|r| {
+            serde_json::from_str::<DeadLetter>(r["body"].as_str().unwrap())
+                .unwrap()
+                .external_id
+                .as_deref()
+                == Some(ids[0].as_str())
+        })
         .unwrap();
-    assert_eq!(failures, &vec![json!({"itemIdentifier": failing_message["messageId"]})]);
+    assert_eq!(
+        failures,
+        &vec![json!({"itemIdentifier": failing_message["messageId"]})]
+    );
     assert!(world.salesforce.record(&ids[1]).is_some());
     assert!(world.salesforce.record(&ids[0]).is_none());
 
     // Manual path: the failing message is re-sent with its attempt counted and the new error.
-    let manual = invoke(&world, &json!({"action": "redrive"}), &[("REDRIVE_MAX_ATTEMPTS", "2")]).await;
+    let manual = invoke(
+        &world,
+        &json!({"action": "redrive"}),
+        &[("REDRIVE_MAX_ATTEMPTS", "2")],
+    )
+    .await;
     // (The SQS run above did not delete anything: Lambda would. The written record's message is
     // now superseded.)
     let m = &manual.response;
-    assert_eq!((m["failed_again"].as_u64(), m["superseded"].as_u64()), (Some(1), Some(1)), "{m}");
-    let letters: Vec<DeadLetter> = dead_letters(&world).await.into_iter().filter(|l| l.external_id.as_deref() == Some(ids[0].as_str())).collect();
-    assert!(letters.iter().all(|l| l.redrive_attempts == 1 && l.error.message == "still blocked"), "{letters:?}");
+    assert_eq!(
+        (m["failed_again"].as_u64(), m["superseded"].as_u64()),
+        (Some(1), Some(1)),
+        "{m}"
+    );
+    let letters: Vec<DeadLetter> = dead_letters(&world)
+        .await
+        .into_iter()
+        .filter(|l| l.external_id.as_deref() == Some(ids[0].as_str()))
+        .collect();
+    assert!(
+        letters
+            .iter()
+            .all(|l| l.redrive_attempts == 1 && l.error.message == "still blocked"),
+        "{letters:?}"
+    );
 
     // Second manual failure reaches the limit: parked, gone from the DLQ.
-    let parked = invoke(&world, &json!({"action": "redrive"}), &[("REDRIVE_MAX_ATTEMPTS", "2")]).await;
-    assert!(parked.response["parked"].as_u64().unwrap() >= 1, "{}", parked.response);
-    let in_parking: Vec<DeadLetter> =
-        queue_bodies(&world.sdk, &world.aws.parking_url).await.iter().map(|b| serde_json::from_str(b).unwrap()).collect();
-    assert!(in_parking.iter().any(|l| l.external_id.as_deref() == Some(ids[0].as_str()) && l.redrive_attempts == 2));
+    let parked = invoke(
+        &world,
+        &json!({"action": "redrive"}),
+        &[("REDRIVE_MAX_ATTEMPTS", "2")],
+    )
+    .await;
+    assert!(
+        parked.response["parked"].as_u64().unwrap() >= 1,
+        "{}",
+        parked.response
+    );
+    let in_parking: Vec<DeadLetter> = queue_bodies(&world.sdk, &world.aws.parking_url)
+        .await
+        .iter()
+        .map(|b| serde_json::from_str(b).unwrap())
+        .collect();
+    assert!(
+        in_parking
+            .iter()
+            .any(|l| l.external_id.as_deref() == Some(ids[0].as_str()) && l.redrive_attempts == 2)
+    );
     assert_eq!(queue_depth(&world.sdk, &world.aws.dlq_url).await, 0);
 }
 
@@ -145,24 +242,70 @@ async fn poison_messages_are_reported_and_parked_while_good_ones_are_written() {
     let ids = world.cxone.seed(4);
     dead_letter(&world, &ids[..2]).await;
     let sqs = aws_sdk_sqs::Client::new(&world.sdk);
-    for body in ["this is not json", r#"{"schema_version": 99, "sync_id": "dispositions"}"#] {
-        sqs.send_message().queue_url(&world.aws.dlq_url).message_body(body).send().await.unwrap();
+    for body in [
+        "this is not json",
+        r#"{"schema_version": 99, "sync_id": "dispositions"}"#,
+    ] {
+        sqs.send_message()
+            .queue_url(&world.aws.dlq_url)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
     }
 
     let run = invoke(&world, &json!({"action": "redrive"}), &[]).await;
     let r = &run.response;
-    assert_eq!((r["written"].as_u64(), r["invalid"].as_u64(), r["status"].as_str()), (Some(2), Some(2), Some("partial")), "{r}");
-    let reasons: Vec<&str> = r["invalid_messages"].as_array().unwrap().iter().map(|m| m["reason"].as_str().unwrap()).collect();
-    assert!(reasons.iter().any(|m| m.contains("not JSON")) && reasons.iter().any(|m| m.contains("schema_version 99")), "{reasons:?}");
+    assert_eq!(
+        (
+            r["written"].as_u64(),
+            r["invalid"].as_u64(),
+            r["status"].as_str()
+        ),
+        (Some(2), Some(2), Some("partial")),
+        "{r}"
+    );
+    let reasons: Vec<&str> = r["invalid_messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["reason"].as_str().unwrap())
+        .collect();
+    assert!(
+        reasons.iter().any(|m| m.contains("not JSON"))
+            && reasons.iter().any(|m| m.contains("schema_version 99")),
+        "{reasons:?}"
+    );
     let parked = queue_bodies(&world.sdk, &world.aws.parking_url).await;
-    assert!(parked.contains(&"this is not json".to_owned()), "{parked:?}");
+    assert!(
+        parked.contains(&"this is not json".to_owned()),
+        "{parked:?}"
+    );
     assert_eq!(world.salesforce.records().len(), 4);
 
     // Without a parking queue the poison stays in the DLQ, visible again.
-    sqs.send_message().queue_url(&world.aws.dlq_url).message_body("{oops").send().await.unwrap();
-    let run = invoke(&world, &json!({"action": "redrive"}), &[("PARKING_URL", "")]).await;
-    assert_eq!(run.response["invalid"].as_u64(), Some(1), "{}", run.response);
-    assert_eq!(queue_bodies(&world.sdk, &world.aws.dlq_url).await, vec!["{oops".to_owned()]);
+    sqs.send_message()
+        .queue_url(&world.aws.dlq_url)
+        .message_body("{oops")
+        .send()
+        .await
+        .unwrap();
+    let run = invoke(
+        &world,
+        &json!({"action": "redrive"}),
+        &[("PARKING_URL", "")],
+    )
+    .await;
+    assert_eq!(
+        run.response["invalid"].as_u64(),
+        Some(1),
+        "{}",
+        run.response
+    );
+    assert_eq!(
+        queue_bodies(&world.sdk, &world.aws.dlq_url).await,
+        vec!["{oops".to_owned()]
+    );
 }
 
 /// A redrive while a scheduled cycle holds the lease writes nothing and leaves every message
@@ -174,7 +317,9 @@ async fn a_redrive_waits_for_a_cycle_that_holds_the_lease() {
     dead_letter(&world, &ids[..1]).await;
     // A cycle slowed down by Salesforce holds the lease while the redrive arrives.
     world.cxone.rename(&ids[2], "Being Written");
-    world.salesforce.set_latency("upsert", std::time::Duration::from_millis(4000));
+    world
+        .salesforce
+        .set_latency("upsert", std::time::Duration::from_millis(4000));
     let cycle = async { sync(&world, false, &[]).await };
     let redrives = async {
         while world.salesforce.log().count("upsert") < 2 {
@@ -187,8 +332,19 @@ async fn a_redrive_waits_for_a_cycle_that_holds_the_lease() {
     };
     let (cycle, (manual, sqs, event)) = tokio::join!(cycle, redrives);
     assert_eq!(cycle["status"], "ok", "{cycle}");
-    assert_eq!((manual.response["status"].as_str(), manual.response["written"].as_u64()), (Some("skipped"), Some(0)), "{}", manual.response);
-    assert_eq!(sqs.response["batchItemFailures"].as_array().unwrap().len(), event["Records"].as_array().unwrap().len());
+    assert_eq!(
+        (
+            manual.response["status"].as_str(),
+            manual.response["written"].as_u64()
+        ),
+        (Some("skipped"), Some(0)),
+        "{}",
+        manual.response
+    );
+    assert_eq!(
+        sqs.response["batchItemFailures"].as_array().unwrap().len(),
+        event["Records"].as_array().unwrap().len()
+    );
     assert!(world.salesforce.record(&ids[0]).is_none());
     assert_eq!(queue_depth(&world.sdk, &world.aws.dlq_url).await, 1);
 }

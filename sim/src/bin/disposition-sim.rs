@@ -3,9 +3,9 @@
 //! scripts can wait for).
 
 use disposition_sim::cxone::{CxoneConfig, CxoneSim};
+use disposition_sim::process::{StopSignals, print_line, remove_if_present, write_atomically};
 use disposition_sim::salesforce::{SalesforceConfig, SalesforceSim};
 use std::path::PathBuf;
-use disposition_sim::process::{StopSignals, print_line, remove_if_present, write_atomically};
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -114,8 +114,6 @@ async fn run(args: Args) -> Result<(), String> {
     }
     Ok(())
 }
-
-
 
 #[cfg(test)]
 mod tests {

@@ -2,9 +2,9 @@
 //! CXone and Salesforce simulators, all on 127.0.0.1) until SIGINT or SIGTERM, and publishes the
 //! environment that points `disposition-sync` at it. Used by `make demo` and `make local-invoke`.
 
+use disposition_sim::process::{StopSignals, print_line, write_atomically};
 use disposition_sim::world::LocalWorld;
 use std::path::PathBuf;
-use disposition_sim::process::{StopSignals, print_line, write_atomically};
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -118,7 +118,6 @@ fn env_file(env: &[(String, String)]) -> String {
         .map(|(name, value)| format!("{name}='{}'\n", value.replace('\'', r"'\''")))
         .collect()
 }
-
 
 #[cfg(test)]
 mod tests {
