@@ -2,11 +2,14 @@
 //!
 //! 1. Read the state and take the lease (a conditional write), or skip.
 //! 2. Plan: full snapshot or delta from `watermark − overlap`.
-//! 3. Fetch from CXone; keep the newest version of each code; set aside malformed records.
-//! 4. Drop versions already written (the overlap re-reads them), map the rest.
-//! 5. Upsert in batches, several in flight, reading every per-record result; retry what is
+//! 3. Fetch from CXone.
+//! 4. Keep the newest version of each code; set aside malformed records for the DLQ.
+//! 5. Decide what to write: in a delta, versions not written yet (the overlap re-reads some);
+//!    in a full reconciliation, what differs from Salesforce, plus stale flags. The mass-change
+//!    breaker may refuse the whole cycle here.
+//! 6. Upsert in batches, several in flight, reading every per-record result; retry what is
 //!    transient, dead-letter what keeps failing.
-//! 6. Advance the watermark last, only over records that are in Salesforce or durably in the
+//! 7. Advance the watermark last, only over records that are in Salesforce or durably in the
 //!    DLQ, with a write conditioned on the version the lease was taken at.
 //!
 //! The engine sees its edges only through the [`DispositionSource`], [`RecordSink`],
@@ -162,6 +165,23 @@ pub struct Reconcile {
 /// full reconciliation and after a picklist error.
 pub type SchemaCache = tokio::sync::Mutex<Option<ObjectSchema>>;
 
+/// What step 5 decided.
+#[derive(Default)]
+struct Plan {
+    items: Vec<Item>,
+    /// Codes that need no write: Salesforce already matches, or the purge removed them.
+    unchanged: HashSet<String>,
+    /// Codes that cannot be mapped (e.g. an external ID too long), with their dead letters.
+    unmappable: Vec<(String, DeadLetter)>,
+    /// What a full reconciliation found.
+    reconcile: Option<Reconcile>,
+    /// Records the cycle would archive or flag as stale, for the mass-change breaker, and the
+    /// number of records active in Salesforce (known only when something would be archived or
+    /// in a full reconciliation).
+    archiving: usize,
+    active_in_salesforce: Option<usize>,
+}
+
 /// Why a cycle stopped sending before it was done.
 #[derive(Clone, Debug, PartialEq)]
 enum Stop {
@@ -260,40 +280,10 @@ impl Engine<'_> {
         let now = Utc::now();
 
         // 1. State and lease.
-        let stored = match self.state.load().await {
-            Ok(v) => v,
-            Err(e) => return fail(report, format!("state_unavailable: {e}")),
+        let Some((before, leased_version)) = self.acquire(request, cycle_id, now, report).await
+        else {
+            return;
         };
-        let before = stored.state.clone();
-        report.watermark_before = before.watermark.map(crate::domain::format_ts);
-        report.watermark_after = report.watermark_before.clone();
-        if let Some(lease) = &before.lease
-            && lease.expires > now
-        {
-            return skip(
-                report,
-                format!(
-                    "another cycle ({}) holds the lease until {}",
-                    lease.owner,
-                    crate::domain::format_ts(lease.expires)
-                ),
-            );
-        }
-        if let Some(last) = before.last_cycle_started
-            && !request.retry
-            && !s.min_poll_interval.is_zero()
-            && now.signed_duration_since(last)
-                < chrono::Duration::from_std(s.min_poll_interval).unwrap_or_default()
-        {
-            return skip(
-                report,
-                format!(
-                    "the previous cycle started at {}; the minimum poll interval is {} s",
-                    crate::domain::format_ts(last),
-                    s.min_poll_interval.as_secs()
-                ),
-            );
-        }
 
         // 2. Plan.
         let full = request.full
@@ -304,22 +294,6 @@ impl Engine<'_> {
             });
         report.mode = if full { Mode::Full } else { Mode::Delta };
 
-        let lease_expires = request
-            .deadline
-            .unwrap_or(now + chrono::Duration::minutes(15));
-        let mut leased = before.clone();
-        leased.lease = Some(Lease {
-            owner: cycle_id.to_owned(),
-            expires: lease_expires,
-        });
-        leased.last_cycle_started = Some(now);
-        let leased_version = match self.state.save(&leased, stored.version).await {
-            Ok(v) => v,
-            Err(StateError::Conflict { .. }) => {
-                return skip(report, "another invocation took the lease first".into());
-            }
-            Err(e) => return fail(report, format!("state_unavailable: {e}")),
-        };
         // What the item holds once this cycle lets go: no lease (a stale one taken over included).
         let mut released = before.clone();
         released.lease = None;
@@ -377,162 +351,32 @@ impl Engine<'_> {
 
         // 5. Decide what to write: in a delta, every version not written yet; in a full
         // reconciliation, whatever differs from what Salesforce holds, plus stale flags.
-        let rules = match self.rules(full).await {
-            Ok(r) => r,
-            Err(e) => {
-                self.release(&released, leased_version).await;
-                return fail(
-                    report,
-                    format!("{}: describe failed: {e}", failure_kind(&e)),
-                );
-            }
-        };
         let already = |d: &Disposition| {
             before
                 .recent
                 .get(d.id.as_str())
                 .is_some_and(|lm| *lm >= d.last_modified)
         };
-        let sf_rows = if full {
-            match self.salesforce_rows().await {
-                Ok(rows) => Some(rows),
-                Err(e) => {
-                    self.release(&released, leased_version).await;
-                    return fail(
-                        report,
-                        format!(
-                            "{}: reading Salesforce for the reconciliation failed: {e}",
-                            failure_kind(&e)
-                        ),
-                    );
-                }
+        let plan = match self
+            .plan(cycle_id, &all, latest, &already, full, now, report)
+            .await
+        {
+            Ok(plan) => plan,
+            Err(reason) => {
+                self.release(&released, leased_version).await;
+                return fail(report, reason);
             }
-        } else {
-            None
         };
-        let mut items = Vec::new();
-        let mut unchanged: HashSet<String> = HashSet::new();
-        // Codes dead-lettered here, before any write: once durably in the DLQ they are done, or
-        // the watermark would stop before them and every cycle would dead-letter them again.
-        let mut unmappable_ids: Vec<String> = Vec::new();
-        let mut unmapped = BTreeSet::new();
-        let mut reconcile = Reconcile::default();
-        let mut archiving = 0usize;
-        // Inactive codes in a delta; they archive something only if Salesforce has them active.
-        let mut deactivating: Vec<String> = Vec::new();
-        for d in &all {
-            if sf_rows.is_none() && already(d) {
-                continue;
-            }
-            let (disposition, raw) = latest
-                .remove(d.id.as_str())
-                .expect("every code has a latest version");
-            let mapped = match to_salesforce(&disposition, &s.target, &rules) {
-                Ok(m) => m,
-                Err(e) => {
-                    letters.push(self.unmappable(cycle_id, raw, e));
-                    unmappable_ids.push(d.id.as_str().to_owned());
-                    continue;
-                }
-            };
-            if let Some(rows) = &sf_rows {
-                match rows.get(d.id.as_str()) {
-                    Some(row) if mapping::matches(&mapped.payload, row) => {
-                        unchanged.insert(d.id.as_str().to_owned());
-                        continue;
-                    }
-                    Some(row) => {
-                        reconcile.different += 1;
-                        if row.get("IsActive__c") == Some(&Value::Bool(true))
-                            && !disposition.is_active
-                        {
-                            archiving += 1;
-                        }
-                    }
-                    // Archived longer than the retention period: the purge removed it on
-                    // purpose, so reconciliation must not bring it back.
-                    None if !disposition.is_active
-                        && now.signed_duration_since(disposition.last_modified) > s.retention =>
-                    {
-                        unchanged.insert(d.id.as_str().to_owned());
-                        continue;
-                    }
-                    None => {
-                        reconcile.missing += 1;
-                        if reconcile.missing_ids.len() < 50 {
-                            reconcile.missing_ids.push(d.id.as_str().to_owned());
-                        }
-                    }
-                }
-            } else if !disposition.is_active {
-                deactivating.push(d.id.as_str().to_owned());
-            }
-            if let Some(c) = &mapped.unmapped_category {
-                report.unmapped_categories += 1;
-                unmapped.insert(c.clone());
-            }
-            report.truncated += mapped.truncated;
-            items.push(Item {
-                external_id: d.id.as_str().to_owned(),
-                source: Some((disposition, raw)),
-                payload: mapped.payload,
-            });
-        }
-        for value in &unmapped {
-            tracing::warn!(category = %value, "CXone category is not an allowed Salesforce picklist value; written to RawCategory__c and flagged for review");
-        }
-        report.unmapped_category_values = unmapped.into_iter().collect();
-
-        let active_in_salesforce = match &sf_rows {
-            Some(rows) => {
-                let codes: HashSet<&str> = all.iter().map(|d| d.id.as_str()).collect();
-                reconcile.cxone_active = all.iter().filter(|d| d.is_active).count();
-                reconcile.salesforce_active = rows
-                    .values()
-                    .filter(|r| r.get("IsActive__c") == Some(&Value::Bool(true)))
-                    .count();
-                for (external_id, row) in rows {
-                    if codes.contains(external_id.as_str()) {
-                        continue;
-                    }
-                    reconcile.stale += 1;
-                    if reconcile.stale_ids.len() < 50 {
-                        reconcile.stale_ids.push(external_id.clone());
-                    }
-                    let flagged = row.get("NeedsReview__c") == Some(&Value::Bool(true))
-                        && row.get("ReviewReason__c").and_then(Value::as_str) == Some(STALE_REASON);
-                    if !flagged {
-                        if row.get("IsActive__c") == Some(&Value::Bool(true)) {
-                            archiving += 1;
-                        }
-                        items.push(Item {
-                            external_id: external_id.clone(),
-                            source: None,
-                            payload: mapping::stale_flag(external_id, &s.target),
-                        });
-                    }
-                }
-                reconcile.stale_ids.sort();
-                Some(reconcile.salesforce_active)
-            }
-            None if !deactivating.is_empty() => match self.active_ids().await {
-                Ok(active) => {
-                    archiving = deactivating
-                        .iter()
-                        .filter(|id| active.contains(id.as_str()))
-                        .count();
-                    Some(active.len())
-                }
-                Err(e) => {
-                    self.release(&released, leased_version).await;
-                    return fail(
-                        report,
-                        format!("{}: counting active records failed: {e}", failure_kind(&e)),
-                    );
-                }
-            },
-            None => None,
-        };
+        let Plan {
+            mut items,
+            unchanged,
+            unmappable,
+            mut reconcile,
+            archiving,
+            active_in_salesforce,
+        } = plan;
+        let unmappable_ids: Vec<String> = unmappable.iter().map(|(id, _)| id.clone()).collect();
+        letters.extend(unmappable.into_iter().map(|(_, letter)| letter));
 
         // The mass-change breaker: a wrong tenant or a CXone outage returning an empty list must
         // not archive or flag the mirror wholesale.
@@ -542,8 +386,8 @@ impl Engine<'_> {
             && archiving * 100 > active * s.max_archive_percent as usize
         {
             self.release(&released, leased_version).await;
-            if sf_rows.is_some() {
-                tracing::info!(target: "reconcile", reconcile = %serde_json::to_string(&reconcile).unwrap_or_default(), "full reconciliation compared CXone and Salesforce");
+            if let Some(reconcile) = reconcile {
+                log_reconcile(&reconcile);
                 report.reconcile = Some(reconcile);
             }
             return fail(
@@ -580,9 +424,9 @@ impl Engine<'_> {
             .iter()
             .filter(|&&i| items[i].payload.get("IsActive__c") == Some(&Value::Bool(false)))
             .count();
-        if sf_rows.is_some() {
+        if let Some(mut reconcile) = reconcile.take() {
             reconcile.fixed = outcome.written.len();
-            tracing::info!(target: "reconcile", reconcile = %serde_json::to_string(&reconcile).unwrap_or_default(), "full reconciliation compared CXone and Salesforce");
+            log_reconcile(&reconcile);
             report.reconcile = Some(reconcile);
         }
         for (index, error, attempts) in &outcome.rejected {
@@ -645,38 +489,227 @@ impl Engine<'_> {
             }
         }
 
-        // Status.
-        if let Err(e) = dlq_result {
-            return fail(
-                report,
-                format!("dlq_unavailable: {e}; the watermark was not advanced"),
+        conclude(
+            report,
+            dlq_result,
+            outcome.stop,
+            outcome.exhausted,
+            s.record_max_attempts,
+        );
+    }
+
+    /// Step 1: reads the state and takes the lease with a conditional write. Returns the state
+    /// as it was and the version the cycle's final write is conditioned on, or `None` when the
+    /// cycle must not run (the report then says why).
+    async fn acquire(
+        &self,
+        request: &CycleRequest,
+        cycle_id: &str,
+        now: DateTime<Utc>,
+        report: &mut CycleReport,
+    ) -> Option<(SyncState, u64)> {
+        let s = self.settings;
+        let stored = match self.state.load().await {
+            Ok(v) => v,
+            Err(e) => {
+                fail(report, format!("state_unavailable: {e}"));
+                return None;
+            }
+        };
+        let before = stored.state;
+        report.watermark_before = before.watermark.map(crate::domain::format_ts);
+        report.watermark_after = report.watermark_before.clone();
+        if let Some(lease) = &before.lease
+            && lease.expires > now
+        {
+            let reason = format!(
+                "another cycle ({}) holds the lease until {}",
+                lease.owner,
+                crate::domain::format_ts(lease.expires)
             );
+            skip(report, reason);
+            return None;
         }
-        match outcome.stop {
-            Some(Stop::Auth(m)) => return fail(report, format!("auth_unavailable: {m}")),
-            Some(Stop::Rejected(m)) => return fail(report, format!("salesforce_rejected: {m}")),
-            Some(Stop::Budget(m)) => return skip(report, format!("api_budget: {m}")),
-            Some(Stop::Deadline) => {
-                report.status = Status::Partial;
-                report.reason = Some("deadline: stopped starting batches before the invocation deadline; the next cycle continues".into());
-                return;
+        if let Some(last) = before.last_cycle_started
+            && !request.retry
+            && !s.min_poll_interval.is_zero()
+            && now.signed_duration_since(last)
+                < chrono::Duration::from_std(s.min_poll_interval).unwrap_or_default()
+        {
+            let reason = format!(
+                "the previous cycle started at {}; the minimum poll interval is {} s",
+                crate::domain::format_ts(last),
+                s.min_poll_interval.as_secs()
+            );
+            skip(report, reason);
+            return None;
+        }
+        let mut leased = before.clone();
+        leased.lease = Some(Lease {
+            owner: cycle_id.to_owned(),
+            expires: request
+                .deadline
+                .unwrap_or(now + chrono::Duration::minutes(15)),
+        });
+        leased.last_cycle_started = Some(now);
+        match self.state.save(&leased, stored.version).await {
+            Ok(version) => Some((before, version)),
+            Err(StateError::Conflict { .. }) => {
+                skip(report, "another invocation took the lease first".into());
+                None
+            }
+            Err(e) => {
+                fail(report, format!("state_unavailable: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Step 5: maps the newest version of each code and decides what to write. In a delta that
+    /// is every version not written yet; in a full reconciliation, what differs from Salesforce
+    /// plus the review flags of stale records. Also counts what the breaker needs. Errors are
+    /// the failure reason of the cycle.
+    #[allow(clippy::too_many_arguments)]
+    async fn plan(
+        &self,
+        cycle_id: &str,
+        all: &[Disposition],
+        mut latest: HashMap<String, (Disposition, Value)>,
+        already: &dyn Fn(&Disposition) -> bool,
+        full: bool,
+        now: DateTime<Utc>,
+        report: &mut CycleReport,
+    ) -> Result<Plan, String> {
+        let s = self.settings;
+        let rules = self
+            .rules(full)
+            .await
+            .map_err(|e| format!("{}: describe failed: {e}", failure_kind(&e)))?;
+        let sf_rows = if full {
+            Some(self.salesforce_rows().await.map_err(|e| {
+                format!(
+                    "{}: reading Salesforce for the reconciliation failed: {e}",
+                    failure_kind(&e)
+                )
+            })?)
+        } else {
+            None
+        };
+        let mut plan = Plan::default();
+        let mut reconcile = Reconcile::default();
+        let mut unmapped = BTreeSet::new();
+        // Inactive codes in a delta; they archive something only if Salesforce has them active.
+        let mut deactivating: Vec<String> = Vec::new();
+        for d in all {
+            if sf_rows.is_none() && already(d) {
+                continue;
+            }
+            let id = d.id.as_str().to_owned();
+            let (disposition, raw) = latest.remove(&id).expect("every code has a latest version");
+            let mapped = match to_salesforce(&disposition, &s.target, &rules) {
+                Ok(m) => m,
+                Err(e) => {
+                    // Dead-lettered before any write; once durably in the DLQ it is done, or
+                    // the watermark would stop before it and every cycle dead-letter it again.
+                    plan.unmappable
+                        .push((id, self.unmappable(cycle_id, raw, e)));
+                    continue;
+                }
+            };
+            if let Some(rows) = &sf_rows {
+                match rows.get(&id) {
+                    Some(row) if mapping::matches(&mapped.payload, row) => {
+                        plan.unchanged.insert(id);
+                        continue;
+                    }
+                    Some(row) => {
+                        reconcile.different += 1;
+                        if row.get("IsActive__c") == Some(&Value::Bool(true))
+                            && !disposition.is_active
+                        {
+                            plan.archiving += 1;
+                        }
+                    }
+                    // Archived longer than the retention period: the purge removed it on
+                    // purpose, so reconciliation must not bring it back.
+                    None if !disposition.is_active
+                        && now.signed_duration_since(disposition.last_modified) > s.retention =>
+                    {
+                        plan.unchanged.insert(id);
+                        continue;
+                    }
+                    None => {
+                        reconcile.missing += 1;
+                        if reconcile.missing_ids.len() < 50 {
+                            reconcile.missing_ids.push(id.clone());
+                        }
+                    }
+                }
+            } else if !disposition.is_active {
+                deactivating.push(id.clone());
+            }
+            if let Some(c) = &mapped.unmapped_category {
+                report.unmapped_categories += 1;
+                unmapped.insert(c.clone());
+            }
+            report.truncated += mapped.truncated;
+            plan.items.push(Item {
+                external_id: id,
+                source: Some((disposition, raw)),
+                payload: mapped.payload,
+            });
+        }
+        for value in &unmapped {
+            tracing::warn!(category = %value, "CXone category is not an allowed Salesforce picklist value; written to RawCategory__c and flagged for review");
+        }
+        report.unmapped_category_values = unmapped.into_iter().collect();
+
+        match &sf_rows {
+            Some(rows) => {
+                let codes: HashSet<&str> = all.iter().map(|d| d.id.as_str()).collect();
+                reconcile.cxone_active = all.iter().filter(|d| d.is_active).count();
+                reconcile.salesforce_active = rows
+                    .values()
+                    .filter(|r| r.get("IsActive__c") == Some(&Value::Bool(true)))
+                    .count();
+                for (external_id, row) in rows {
+                    if codes.contains(external_id.as_str()) {
+                        continue;
+                    }
+                    reconcile.stale += 1;
+                    if reconcile.stale_ids.len() < 50 {
+                        reconcile.stale_ids.push(external_id.clone());
+                    }
+                    let flagged = row.get("NeedsReview__c") == Some(&Value::Bool(true))
+                        && row.get("ReviewReason__c").and_then(Value::as_str) == Some(STALE_REASON);
+                    if !flagged {
+                        if row.get("IsActive__c") == Some(&Value::Bool(true)) {
+                            plan.archiving += 1;
+                        }
+                        plan.items.push(Item {
+                            external_id: external_id.clone(),
+                            source: None,
+                            payload: mapping::stale_flag(external_id, &s.target),
+                        });
+                    }
+                }
+                reconcile.stale_ids.sort();
+                plan.active_in_salesforce = Some(reconcile.salesforce_active);
+                plan.reconcile = Some(reconcile);
+            }
+            None if !deactivating.is_empty() => {
+                let active = self.active_ids().await.map_err(|e| {
+                    format!("{}: counting active records failed: {e}", failure_kind(&e))
+                })?;
+                plan.archiving = deactivating
+                    .iter()
+                    .filter(|id| active.contains(id.as_str()))
+                    .count();
+                plan.active_in_salesforce = Some(active.len());
             }
             None => {}
         }
-        if outcome.exhausted > 0 {
-            return fail(
-                report,
-                format!(
-                    "salesforce_unavailable: {} records were not written after {} attempts",
-                    outcome.exhausted, s.record_max_attempts
-                ),
-            );
-        }
-        report.status = if report.dead_lettered > 0 {
-            Status::Partial
-        } else {
-            Status::Ok
-        };
+        Ok(plan)
     }
 
     /// Releases the lease after a failure, keeping the watermark. Best effort: if this write fails
@@ -961,6 +994,51 @@ fn failure_kind(e: &SalesforceError) -> &'static str {
         SalesforceError::RequestLimit => "api_budget",
         _ => "salesforce_unavailable",
     }
+}
+
+/// The cycle's status, from what stopped it (if anything) and what it dead-lettered.
+fn conclude(
+    report: &mut CycleReport,
+    dlq_result: Result<(), crate::dlq::DlqError>,
+    stop: Option<Stop>,
+    exhausted: usize,
+    max_attempts: u32,
+) {
+    if let Err(e) = dlq_result {
+        return fail(
+            report,
+            format!("dlq_unavailable: {e}; the watermark was not advanced"),
+        );
+    }
+    match stop {
+        Some(Stop::Auth(m)) => return fail(report, format!("auth_unavailable: {m}")),
+        Some(Stop::Rejected(m)) => return fail(report, format!("salesforce_rejected: {m}")),
+        Some(Stop::Budget(m)) => return skip(report, format!("api_budget: {m}")),
+        Some(Stop::Deadline) => {
+            report.status = Status::Partial;
+            report.reason = Some("deadline: stopped starting batches before the invocation deadline; the next cycle continues".into());
+            return;
+        }
+        None => {}
+    }
+    if exhausted > 0 {
+        return fail(
+            report,
+            format!(
+                "salesforce_unavailable: {exhausted} records were not written after {max_attempts} attempts"
+            ),
+        );
+    }
+    report.status = if report.dead_lettered > 0 {
+        Status::Partial
+    } else {
+        Status::Ok
+    };
+}
+
+/// The one structured log line of a full reconciliation.
+fn log_reconcile(reconcile: &Reconcile) {
+    tracing::info!(target: "reconcile", reconcile = %serde_json::to_string(reconcile).unwrap_or_default(), "full reconciliation compared CXone and Salesforce");
 }
 
 fn fail(report: &mut CycleReport, reason: String) {
