@@ -55,7 +55,7 @@ free_port() {
 endef
 export WORLD_HELPERS
 
-.PHONY: help setup setup-tools demo test lint build lambda-check local-invoke sam-local-invoke deploy clean
+.PHONY: help setup setup-tools demo test lint bench build lambda-check local-invoke sam-local-invoke deploy clean
 
 help: ## Show the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -85,6 +85,9 @@ lint: setup-tools ## rustfmt, clippy (warnings are errors), cfn-lint and sam val
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(PY)/cfn-lint template.yaml
 	$(PY)/sam validate --lint -t template.yaml
+
+bench: setup ## Time whole sync cycles against the local world and check the speed, API-call and memory targets
+	MOTO_SERVER=$(PY)/moto_server cargo bench --bench cycle
 
 build: setup-tools ## Build the release arm64 Lambda bootstrap (target/lambda/disposition-sync/bootstrap)
 	rustup target add aarch64-unknown-linux-gnu

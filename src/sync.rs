@@ -21,7 +21,7 @@ use crate::domain::{Disposition, SourceRecord};
 use crate::mapping::{self, Rules, STALE_REASON, Target, to_salesforce};
 use crate::retry::{self, Class};
 use crate::salesforce::{ApiUsage, ObjectSchema, RecordSink, SalesforceError, UpsertOutcome};
-use crate::watermark::{Lease, StateError, StateStore, SyncState};
+use crate::watermark::{Lease, StateError, StateStore, SyncState, VersionMark};
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::Serialize;
@@ -33,7 +33,7 @@ use tokio::time::Instant;
 
 /// Most entries kept in the state's overlap memory; beyond it the oldest are re-sent (harmless:
 /// upserts are idempotent) rather than letting the state item outgrow DynamoDB's 400 KB.
-const MAX_RECENT: usize = 2000;
+const MAX_RECENT: usize = 16_000;
 
 /// The engine's settings (a subset of [`crate::config::Config`]).
 #[derive(Clone, Debug)]
@@ -354,8 +354,7 @@ impl Engine<'_> {
         let already = |d: &Disposition| {
             before
                 .recent
-                .get(d.id.as_str())
-                .is_some_and(|lm| *lm >= d.last_modified)
+                .contains_key(&VersionMark::of(d.id.as_str(), d.last_modified))
         };
         let plan = match self
             .plan(cycle_id, &all, latest, &already, full, now, report)
@@ -1081,23 +1080,23 @@ pub fn safe_watermark(
 /// The versions to remember as already written: those the next cycle's overlap window will see
 /// again (newer than `watermark − overlap`), newest first, at most [`MAX_RECENT`].
 fn remember<'a>(
-    previous: &BTreeMap<String, DateTime<Utc>>,
+    previous: &BTreeMap<VersionMark, DateTime<Utc>>,
     done: impl Iterator<Item = &'a Disposition>,
     watermark: Option<DateTime<Utc>>,
     overlap: Duration,
-) -> BTreeMap<String, DateTime<Utc>> {
+) -> BTreeMap<VersionMark, DateTime<Utc>> {
     let Some(watermark) = watermark else {
         return BTreeMap::new();
     };
     let horizon = watermark - chrono::Duration::from_std(overlap).unwrap_or_default();
     let mut merged = previous.clone();
     for d in done {
-        let entry = merged
-            .entry(d.id.as_str().to_owned())
-            .or_insert(d.last_modified);
-        *entry = (*entry).max(d.last_modified);
+        merged.insert(
+            VersionMark::of(d.id.as_str(), d.last_modified),
+            d.last_modified,
+        );
     }
-    let mut kept: Vec<(String, DateTime<Utc>)> =
+    let mut kept: Vec<(VersionMark, DateTime<Utc>)> =
         merged.into_iter().filter(|(_, lm)| *lm > horizon).collect();
     kept.sort_by_key(|entry| std::cmp::Reverse(entry.1));
     kept.truncate(MAX_RECENT);
@@ -1148,6 +1147,15 @@ mod tests {
             Some(records[2].last_modified),
             Duration::from_secs(60),
         );
-        assert_eq!(kept.keys().cloned().collect::<Vec<_>>(), vec!["b", "c"]);
+        let expected: BTreeMap<_, _> = records[1..]
+            .iter()
+            .map(|r| {
+                (
+                    VersionMark::of(r.id.as_str(), r.last_modified),
+                    r.last_modified,
+                )
+            })
+            .collect();
+        assert_eq!(kept, expected);
     }
 }

@@ -14,13 +14,33 @@ pub struct SyncState {
     pub watermark: Option<DateTime<Utc>>,
     /// When the last full snapshot completed.
     pub last_full_sync: Option<DateTime<Utc>>,
-    /// Versions already written that lie inside the overlap window below the watermark
-    /// (id → last_modified), so that the overlap re-reads them without re-sending them.
-    pub recent: BTreeMap<String, DateTime<Utc>>,
+    /// Versions already written (or dead-lettered) that lie inside the overlap window below the
+    /// watermark, so that the overlap re-reads them without re-sending them: fingerprint →
+    /// last_modified (the timestamp says when an entry leaves the window).
+    pub recent: BTreeMap<VersionMark, DateTime<Utc>>,
     /// The cycle that currently owns the sync, if any.
     pub lease: Option<Lease>,
     /// When the last cycle started (enforces the minimum poll interval).
     pub last_cycle_started: Option<DateTime<Utc>>,
+}
+
+/// One version of one code in the overlap memory: a 64-bit FNV-1a fingerprint of the id and its
+/// timestamp. Stored as 16 bytes with the timestamp, instead of the id's text, so the memory holds
+/// tens of thousands of versions within DynamoDB's 400 KB item limit. (A false match would need
+/// two 64-bit fingerprints to collide.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct VersionMark(pub u64);
+
+impl VersionMark {
+    pub fn of(id: &str, last_modified: DateTime<Utc>) -> Self {
+        let millis = last_modified.timestamp_millis().to_be_bytes();
+        // The 0xff separator cannot occur in UTF-8, so no id/timestamp pair aliases another.
+        let bytes = id.as_bytes().iter().chain(&[0xff]).chain(&millis);
+        let hash = bytes.fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        Self(hash)
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -171,12 +191,21 @@ fn state_to_item(sync_id: &str, state: &SyncState, version: u64, now: DateTime<U
         item.insert(attr::LAST_FULL_SYNC.into(), ts(t));
     }
     if !state.recent.is_empty() {
-        let recent = state
+        // 16 bytes per version: the fingerprint, then the timestamp in ms (both big-endian).
+        let bytes: Vec<u8> = state
             .recent
             .iter()
-            .map(|(id, t)| (id.clone(), ts(*t)))
+            .flat_map(|(mark, t)| {
+                mark.0
+                    .to_be_bytes()
+                    .into_iter()
+                    .chain(t.timestamp_millis().to_be_bytes())
+            })
             .collect();
-        item.insert(attr::RECENT.into(), AttributeValue::M(recent));
+        item.insert(
+            attr::RECENT.into(),
+            AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(bytes)),
+        );
     }
     if let Some(lease) = &state.lease {
         item.insert(
@@ -220,21 +249,31 @@ fn item_to_state(item: &Item) -> Result<Versioned, StateError> {
 
     let recent = match item.get(attr::RECENT) {
         None => BTreeMap::new(),
-        Some(AttributeValue::M(map)) => map
-            .iter()
-            .map(|(id, value)| {
-                let name = format!("{}.{id}", attr::RECENT);
-                match value {
-                    AttributeValue::S(s) => parse_ts(&name, s).map(|t| (id.clone(), t)),
-                    _ => Err(StateError::Malformed(format!(
-                        "`{name}` is not a string (S)"
-                    ))),
-                }
+        Some(AttributeValue::B(blob)) if blob.as_ref().len() % 16 == 0 => blob
+            .as_ref()
+            .chunks_exact(16)
+            .map(|entry| {
+                let mark = u64::from_be_bytes(entry[..8].try_into().expect("8 bytes"));
+                let millis = i64::from_be_bytes(entry[8..].try_into().expect("8 bytes"));
+                DateTime::from_timestamp_millis(millis)
+                    .map(|t| (VersionMark(mark), t))
+                    .ok_or_else(|| {
+                        StateError::Malformed(format!(
+                            "`{}` holds a timestamp out of range",
+                            attr::RECENT
+                        ))
+                    })
             })
             .collect::<Result<_, _>>()?,
+        Some(AttributeValue::B(_)) => {
+            return Err(StateError::Malformed(format!(
+                "`{}` is not a whole number of 16-byte entries",
+                attr::RECENT
+            )));
+        }
         Some(_) => {
             return Err(StateError::Malformed(format!(
-                "`{}` is not a map (M)",
+                "`{}` is not binary (B)",
                 attr::RECENT
             )));
         }
@@ -312,8 +351,14 @@ mod tests {
             watermark: Some(at("2024-05-01T12:00:00.123Z")),
             last_full_sync: Some(at("2024-05-01T00:00:00.000Z")),
             recent: BTreeMap::from([
-                ("101".to_owned(), at("2024-05-01T11:59:30.500Z")),
-                ("102".to_owned(), at("2024-05-01T12:00:00.123Z")),
+                (
+                    VersionMark::of("101", at("2024-05-01T11:59:30.500Z")),
+                    at("2024-05-01T11:59:30.500Z"),
+                ),
+                (
+                    VersionMark::of("102", at("2024-05-01T12:00:00.123Z")),
+                    at("2024-05-01T12:00:00.123Z"),
+                ),
             ]),
             lease: Some(Lease {
                 owner: "cycle-7".into(),
@@ -348,9 +393,8 @@ mod tests {
         assert_eq!(item["lease_expires"], s("2024-05-01T12:05:00.000Z"));
         assert_eq!(item["last_cycle_started"], s("2024-05-01T12:00:01.000Z"));
         assert_eq!(item["updated_at"], s("2024-05-01T12:00:02.000Z"));
-        let recent = item["recent"].as_m().unwrap();
-        assert_eq!(recent["101"], s("2024-05-01T11:59:30.500Z"));
-        assert_eq!(recent.len(), 2);
+        let recent = item["recent"].as_b().unwrap().as_ref();
+        assert_eq!(recent.len(), 32, "16 bytes per remembered version");
     }
 
     #[test]
@@ -426,15 +470,15 @@ mod tests {
         let message = malformed(|item| {
             item.insert(
                 "recent".into(),
-                AttributeValue::M(HashMap::from([("101".into(), s("soon"))])),
+                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(vec![0; 15])),
             );
         });
-        assert!(message.contains("`recent.101`"), "{message}");
+        assert!(message.contains("16-byte entries"), "{message}");
 
         let message = malformed(|item| {
             item.insert("recent".into(), AttributeValue::L(vec![]));
         });
-        assert!(message.contains("`recent` is not a map"), "{message}");
+        assert!(message.contains("`recent` is not binary"), "{message}");
 
         let message = malformed(|item| {
             item.remove("lease_expires");
@@ -443,5 +487,21 @@ mod tests {
             message.contains("`lease_owner` is set without `lease_expires`"),
             "{message}"
         );
+    }
+}
+
+#[cfg(test)]
+mod version_mark_tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_depend_on_both_id_and_timestamp_and_are_stable() {
+        let t = DateTime::from_timestamp_millis(1_714_564_800_123).unwrap();
+        let later = DateTime::from_timestamp_millis(1_714_564_800_124).unwrap();
+        assert_eq!(VersionMark::of("101", t), VersionMark::of("101", t));
+        assert_ne!(VersionMark::of("101", t), VersionMark::of("101", later));
+        assert_ne!(VersionMark::of("101", t), VersionMark::of("102", t));
+        // Stored in DynamoDB: the value must never change between releases.
+        assert_eq!(VersionMark::of("101", t).0, 0xda16_491f_b236_ce9d);
     }
 }

@@ -9,7 +9,7 @@ use disposition_sync::dlq::{
     DeadLetter, DeadLetterKind, DeadLetterQueue, RecordError, SCHEMA_VERSION, SqsDeadLetterQueue,
 };
 use disposition_sync::watermark::{
-    DynamoDbStateStore, Lease, StateError, StateStore, SyncState, Versioned,
+    DynamoDbStateStore, Lease, StateError, StateStore, SyncState, VersionMark, Versioned,
 };
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -34,8 +34,11 @@ fn state(step: i64) -> SyncState {
         watermark: Some(at(step * 1_000 + 123)),
         last_full_sync: Some(at(0)),
         recent: BTreeMap::from([
-            ("101".to_owned(), at(step * 1_000)),
-            ("102".to_owned(), at(step * 1_000 + 123)),
+            (VersionMark::of("101", at(step * 1_000)), at(step * 1_000)),
+            (
+                VersionMark::of("102", at(step * 1_000 + 123)),
+                at(step * 1_000 + 123),
+            ),
         ]),
         lease: Some(Lease {
             owner: format!("cycle-{step}"),
