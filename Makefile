@@ -164,6 +164,10 @@ lambda-check: build ## Build the arm64 package, then run every events/ file thro
 	  python3 -c 'import sys; d = open(sys.argv[1], "rb").read(20); sys.exit(0 if d[:4] == b"\x7fELF" and int.from_bytes(d[18:20], "little") == 183 else 1)' \
 	  $(TARGET)/lambda/disposition-sync/bootstrap
 	echo "== arm64 bootstrap: $(TARGET)/lambda/disposition-sync/bootstrap"
+	# The deploy path: sam build drives the same cargo-lambda build (in source, so incremental).
+	PATH="$(PY):$$PATH" sam build
+	test -s .aws-sam/build/SyncFunction/bootstrap
+	echo "== sam build: .aws-sam/build/SyncFunction/bootstrap"
 	cargo build -p disposition-sim --bin local-world
 	trap stop_all EXIT
 	trap 'exit 130' INT TERM
