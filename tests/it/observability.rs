@@ -381,7 +381,10 @@ async fn every_log_line_names_its_invocation_and_cycle() {
             (Some(request_id), Some("dispositions")),
             "{line}"
         );
-        in_cycle += usize::from(spans.iter().any(|s| s["name"] == "cycle"));
+        if let Some(cycle) = spans.iter().find(|s| s["name"] == "cycle") {
+            assert_eq!(cycle["cycle_id"], run.response["cycle_id"], "{line}");
+            in_cycle += 1;
+        }
     }
     assert!(
         in_cycle >= 2,
