@@ -49,6 +49,20 @@ start_world() {  # $$1 = number of CXone codes to seed
   [ -f $(LOCAL)/world.ready ] || { cat $(LOCAL)/world.log >&2; echo "local-world not ready after 30 s" >&2; return 1; }
   set -a; . $(LOCAL)/world.env; set +a
 }
+start_watch() {  # cargo lambda's Lambda emulator on a free loopback port; sets $$port
+  port=$$(free_port)
+  PATH="$(PY):$$PATH" cargo lambda watch -A 127.0.0.1 -P "$$port" --timeout 900 --bin disposition-sync \
+    >$(LOCAL)/watch.log 2>&1 &
+  echo $$! >$(LOCAL)/watch.pid
+  # Wait for it to listen: a bare TCP connect, because any HTTP request to it would invoke the
+  # function.
+  for _ in $$(seq 600); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$$port") 2>/dev/null && return 0
+    kill -0 "$$(cat $(LOCAL)/watch.pid)" 2>/dev/null || { cat $(LOCAL)/watch.log >&2; return 1; }
+    sleep 0.1
+  done
+  cat $(LOCAL)/watch.log >&2; echo "cargo lambda watch did not listen within 60 s" >&2; return 1
+}
 free_port() {
   python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
@@ -140,18 +154,8 @@ local-invoke: setup-tools ## Invoke the function under cargo lambda watch, again
 	trap 'exit 130' INT TERM
 	set -m
 	start_world 50
-	port=$$(free_port)
-	PATH="$(PY):$$PATH" cargo lambda watch -A 127.0.0.1 -P "$$port" --timeout 900 --bin disposition-sync \
-	  >$(LOCAL)/watch.log 2>&1 &
-	echo $$! >$(LOCAL)/watch.pid
+	start_watch
 	set +m
-	# Wait for the emulator to listen. A bare TCP connect, because any HTTP request to it
-	# would invoke the function.
-	for _ in $$(seq 600); do
-	  (exec 3<>"/dev/tcp/127.0.0.1/$$port") 2>/dev/null && break
-	  kill -0 "$$(cat $(LOCAL)/watch.pid)" 2>/dev/null || { cat $(LOCAL)/watch.log >&2; exit 1; }
-	  sleep 0.1
-	done
 	PATH="$(PY):$$PATH" cargo lambda invoke -A 127.0.0.1 -P "$$port" --data-file $(EVENT) disposition-sync
 	echo
 	echo "== function logs: $(LOCAL)/watch.log"
@@ -173,16 +177,8 @@ lambda-check: build ## Build the arm64 package, then run every events/ file thro
 	trap 'exit 130' INT TERM
 	set -m
 	start_world 20
-	port=$$(free_port)
-	PATH="$(PY):$$PATH" cargo lambda watch -A 127.0.0.1 -P "$$port" --timeout 900 --bin disposition-sync \
-	  >$(LOCAL)/watch.log 2>&1 &
-	echo $$! >$(LOCAL)/watch.pid
+	start_watch
 	set +m
-	for _ in $$(seq 600); do
-	  (exec 3<>"/dev/tcp/127.0.0.1/$$port") 2>/dev/null && break
-	  kill -0 "$$(cat $(LOCAL)/watch.pid)" 2>/dev/null || { cat $(LOCAL)/watch.log >&2; exit 1; }
-	  sleep 0.1
-	done
 	# Each trigger through the real runtime API emulation: a JSON response, never a function error.
 	for event in events/scheduled.json events/manual-sync.json events/full-sync.json \
 	             events/full-sync-allow-mass-change.json events/purge.json events/purge-execute.json \

@@ -423,18 +423,7 @@ pub async fn sqs_batch(
                 }
             }
             Fate::Invalid(reason) => {
-                report.invalid += 1;
-                report.invalid_messages.push(MessageNote {
-                    message_id: m.message_id.clone(),
-                    reason: reason.clone(),
-                });
-                let parked = match parking.queue {
-                    Some(queue) => queue.send_raw(&m.body, &reason).await.is_ok(),
-                    None => false,
-                };
-                if parked {
-                    report.parked += 1;
-                } else {
+                if !park_invalid(&mut report, m, &reason, parking).await {
                     keep.push(m.message_id.clone());
                 }
             }
@@ -445,9 +434,7 @@ pub async fn sqs_batch(
             }
         }
     }
-    report.status = Some(status(&report));
-    report.salesforce_requests = engine.sink.requests() - sf_before;
-    report.duration_ms = started.elapsed().as_millis() as u64;
+    finish_report(&mut report, engine.sink.requests() - sf_before, started);
     (keep, report)
 }
 
@@ -525,17 +512,10 @@ pub async fn manual(
                     }
                 }
                 Fate::Invalid(reason) => {
-                    report.invalid += 1;
-                    report.invalid_messages.push(MessageNote {
-                        message_id: m.message_id.clone(),
-                        reason: reason.clone(),
-                    });
-                    match parking.queue {
-                        Some(queue) if queue.send_raw(&m.body, &reason).await.is_ok() => {
-                            report.parked += 1;
-                            delete.push(r.receipt_handle.clone());
-                        }
-                        _ => release.push(r.receipt_handle.clone()),
+                    if park_invalid(&mut report, m, &reason, parking).await {
+                        delete.push(r.receipt_handle.clone());
+                    } else {
+                        release.push(r.receipt_handle.clone());
                     }
                 }
                 Fate::Deferred(reason) => {
@@ -553,10 +533,37 @@ pub async fn manual(
     if let Err(e) = inbox.release(&release).await {
         tracing::warn!(error = %e, "could not make messages visible again; they reappear after the visibility timeout");
     }
-    report.status = Some(status(&report));
-    report.salesforce_requests = engine.sink.requests() - sf_before;
-    report.duration_ms = started.elapsed().as_millis() as u64;
+    finish_report(&mut report, engine.sink.requests() - sf_before, started);
     report
+}
+
+/// Reports a message that is not ours and moves it, verbatim, to the parking queue if there is
+/// one. Returns whether it was parked (and may be deleted from the DLQ).
+async fn park_invalid(
+    report: &mut RedriveReport,
+    m: &Incoming,
+    reason: &str,
+    parking: &Parking<'_>,
+) -> bool {
+    report.invalid += 1;
+    report.invalid_messages.push(MessageNote {
+        message_id: m.message_id.clone(),
+        reason: reason.to_owned(),
+    });
+    let parked = match parking.queue {
+        Some(queue) => queue.send_raw(&m.body, reason).await.is_ok(),
+        None => false,
+    };
+    if parked {
+        report.parked += 1;
+    }
+    parked
+}
+
+fn finish_report(report: &mut RedriveReport, salesforce_requests: u64, started: Instant) {
+    report.status = Some(status(report));
+    report.salesforce_requests = salesforce_requests;
+    report.duration_ms = started.elapsed().as_millis() as u64;
 }
 
 fn note(m: &Incoming, letter: &DeadLetter) -> MessageNote {

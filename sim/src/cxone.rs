@@ -28,17 +28,9 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// The categories seeded codes cycle through, in order.
-pub const CATEGORIES: [&str; 8] = [
-    "Sales",
-    "Support",
-    "Service",
-    "Billing",
-    "Collections",
-    "Retention",
-    "Technical",
-    "General",
-];
+/// The categories seeded codes cycle through, in order: exactly the values a fresh simulated
+/// org's picklist allows, so that a seeded sync maps every category.
+pub const CATEGORIES: [&str; 8] = crate::salesforce::DEFAULT_CATEGORIES;
 
 /// The endpoints faults and latency can target; API requests are logged under these names
 /// (anything else under `other`).

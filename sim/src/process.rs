@@ -1,9 +1,42 @@
 //! Plumbing shared by the simulator binaries: stop signals, and the files and lines that tell a
 //! waiting script the servers are up.
 
+use std::future::Future;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// The `main` of a simulator binary: `--help` prints `usage`, bad arguments exit 2 with the
+/// usage, a failed run exits 1; every message is prefixed with the binary's `name`.
+pub async fn main<A, F>(
+    name: &str,
+    usage: &str,
+    parsed: Result<Option<A>, String>,
+    run: impl FnOnce(A) -> F,
+) -> ExitCode
+where
+    F: Future<Output = Result<(), String>>,
+{
+    let args = match parsed {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{usage}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("{name}: {e}\n\n{usage}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// SIGTERM and SIGINT, listened for from the start so that a signal during start-up is not lost.
 pub struct StopSignals {

@@ -19,7 +19,10 @@ mod soql;
 mod store;
 mod writes;
 
-pub use schema::{FieldSpec, FieldType, default_schema, format_datetime, schema_with_external_id};
+pub use schema::{
+    DEFAULT_CATEGORIES, FieldSpec, FieldType, default_schema, format_datetime,
+    schema_with_external_id,
+};
 
 use crate::server::{self, RequestLog};
 use axum::http::StatusCode;

@@ -50,24 +50,8 @@ fn port(flag: &str, raw: &str) -> Result<u16, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("disposition-sim: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("disposition-sim: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let parsed = parse_args(std::env::args().skip(1));
+    disposition_sim::process::main("disposition-sim", USAGE, parsed, run).await
 }
 
 async fn run(args: Args) -> Result<(), String> {

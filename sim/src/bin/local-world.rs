@@ -52,24 +52,8 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, St
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args(std::env::args().skip(1)) {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("local-world: {e}\n\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("local-world: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    let parsed = parse_args(std::env::args().skip(1));
+    disposition_sim::process::main("local-world", USAGE, parsed, run).await
 }
 
 async fn run(args: Args) -> Result<(), String> {
