@@ -50,6 +50,32 @@ pub struct DeadLetter {
     pub redrive_attempts: u32,
 }
 
+impl DeadLetter {
+    /// A letter about a record; the caller fills in what it knows of the record.
+    pub fn new(
+        kind: DeadLetterKind,
+        sync_id: &str,
+        cycle_id: &str,
+        error: RecordError,
+        attempts: u32,
+    ) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            sync_id: sync_id.to_owned(),
+            cycle_id: cycle_id.to_owned(),
+            kind,
+            external_id: None,
+            last_modified: None,
+            payload: None,
+            source: serde_json::Value::Null,
+            error,
+            attempts,
+            failed_at: Utc::now(),
+            redrive_attempts: 0,
+        }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("dead-letter queue unavailable: {0}")]
 pub struct DlqError(pub String);

@@ -4,11 +4,13 @@ use crate::config::Config;
 use crate::cxone::CxoneClient;
 use crate::dlq::SqsDeadLetterQueue;
 use crate::event::{self, Invocation};
+use crate::mapping::RulesCache;
 use crate::purge::Purge;
-use crate::redrive;
+use crate::redrive::{self, Redrive};
 use crate::salesforce::SalesforceClient;
 use crate::secrets::{SecretError, SecretSource, SecretsManagerSource};
-use crate::sync::{CycleReport, CycleRequest, Engine, SchemaCache, Settings, Status};
+use crate::sync::report::{CycleReport, Reason, Status};
+use crate::sync::{CycleRequest, Engine, Settings};
 use crate::watermark::DynamoDbStateStore;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -58,7 +60,8 @@ pub struct App {
     parking: Option<SqsDeadLetterQueue>,
     http: reqwest::Client,
     platforms: Mutex<Option<Arc<Platforms>>>,
-    schema: SchemaCache,
+    /// The mapping rules (the object's schema), kept across warm invocations.
+    rules: RulesCache,
 }
 
 impl App {
@@ -104,7 +107,7 @@ impl App {
                 .map(|url| SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), url)),
             http,
             platforms: Mutex::new(None),
-            schema: SchemaCache::default(),
+            rules: RulesCache::new(config.category_aliases.clone()),
             config,
         })
     }
@@ -129,15 +132,13 @@ impl App {
                 }
                 Invocation::Redrive { max_messages } => {
                     let platforms = self.platforms(false).await?;
-                    let engine = self.engine(&platforms);
-                    let report = redrive::manual(&engine, &self.dlq, &self.dlq, &self.parking(), max_messages, deadline).await;
+                    let report = redrive::manual(&self.redrive(&platforms), &self.dlq, &self.dlq, &self.parking(), max_messages, deadline).await;
                     tracing::info!(target: "redrive_report", report = %serde_json::to_string(&report).unwrap_or_default(), "redrive finished");
                     Ok(serde_json::to_value(&report).expect("a report serializes"))
                 }
                 Invocation::SqsRedrive(messages) => {
                     let platforms = self.platforms(false).await?;
-                    let engine = self.engine(&platforms);
-                    let (keep, report) = redrive::sqs_batch(&engine, &messages, &self.parking(), deadline).await;
+                    let (keep, report) = redrive::sqs_batch(&self.redrive(&platforms), &messages, &self.parking(), deadline).await;
                     tracing::info!(target: "redrive_report", report = %serde_json::to_string(&report).unwrap_or_default(), "SQS redrive finished");
                     let failures: Vec<Value> = keep.into_iter().map(|id| serde_json::json!({ "itemIdentifier": id })).collect();
                     Ok(serde_json::json!({ "batchItemFailures": failures }))
@@ -162,10 +163,7 @@ impl App {
         let platforms = self.platforms(false).await?;
         let report = self.run_cycle(&platforms, request.clone()).await;
         let auth_failed = report.status == Status::Failed
-            && report
-                .reason
-                .as_deref()
-                .is_some_and(|r| r.starts_with("auth_unavailable"));
+            && matches!(report.reason, Some(Reason::AuthUnavailable(_)));
         if !auth_failed {
             return Ok(report);
         }
@@ -201,7 +199,17 @@ impl App {
             sink: &platforms.salesforce,
             state: &self.state,
             dlq: &self.dlq,
-            schema: &self.schema,
+            rules: &self.rules,
+            settings: &self.settings,
+        }
+    }
+
+    fn redrive<'a>(&'a self, platforms: &'a Platforms) -> Redrive<'a> {
+        Redrive {
+            source: &platforms.cxone,
+            sink: &platforms.salesforce,
+            state: &self.state,
+            rules: &self.rules,
             settings: &self.settings,
         }
     }

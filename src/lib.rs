@@ -32,6 +32,7 @@ pub mod http;
 pub mod mapping;
 pub mod metrics;
 pub mod purge;
+pub mod record;
 pub mod redrive;
 pub mod retry;
 pub mod salesforce;

@@ -6,22 +6,11 @@
 //!   ID longer than its field is an error, never truncated.
 
 use crate::dlq::RecordError;
-use crate::domain::{Disposition, format_ts};
-use crate::salesforce::ObjectSchema;
-use serde_json::{Map, Value, json};
+use crate::domain::Disposition;
+use crate::record::{Fields, Target, UNMAPPED_REASON};
+use crate::salesforce::{ObjectSchema, RecordSink, SalesforceError};
+use chrono::SubsecRound;
 use std::collections::BTreeMap;
-
-/// Names of the target object and its external ID field (`SF_OBJECT`, `SF_EXTERNAL_ID_FIELD`).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Target {
-    pub object: String,
-    pub external_id_field: String,
-}
-
-/// The review reason prefix for codes whose category Salesforce does not allow.
-pub const UNMAPPED_REASON: &str = "unmapped category";
-/// The review reason of Salesforce records that no CXone code matches.
-pub const STALE_REASON: &str = "stale: no matching CXone disposition";
 
 /// What the mapping knows about Salesforce: the object's schema and the category aliases.
 #[derive(Clone, Debug, Default)]
@@ -31,10 +20,44 @@ pub struct Rules {
     pub aliases: BTreeMap<String, String>,
 }
 
+/// The rules, kept for the life of the execution environment: the object is described on first
+/// use, and again when a caller asks for the current picklist (each full reconciliation, after a
+/// picklist error).
+pub struct RulesCache {
+    schema: tokio::sync::Mutex<Option<ObjectSchema>>,
+    aliases: BTreeMap<String, String>,
+}
+
+impl RulesCache {
+    pub fn new(aliases: BTreeMap<String, String>) -> Self {
+        Self {
+            schema: tokio::sync::Mutex::new(None),
+            aliases,
+        }
+    }
+
+    /// The rules, describing the object first when there is no schema yet or `refresh` asks.
+    pub async fn get(
+        &self,
+        sink: &dyn RecordSink,
+        refresh: bool,
+    ) -> Result<Rules, SalesforceError> {
+        let mut cached = self.schema.lock().await;
+        let schema = match cached.as_ref() {
+            Some(schema) if !refresh => schema.clone(),
+            _ => cached.insert(sink.describe().await?).clone(),
+        };
+        Ok(Rules {
+            schema,
+            aliases: self.aliases.clone(),
+        })
+    }
+}
+
 /// A record ready to send, and what the mapping had to do to it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Mapped {
-    pub payload: Value,
+    pub fields: Fields,
     /// The CXone category when Salesforce does not allow it.
     pub unmapped_category: Option<String>,
     /// How many fields were cut to their Salesforce length.
@@ -102,13 +125,14 @@ pub fn to_salesforce(
         });
     }
     let mut truncated = 0;
-    let mut text = |field: &str, value: Option<&str>| -> Value {
-        match (value, rules.max_len(field)) {
-            (Some(v), Some(max)) if v.chars().count() > max => {
+    let mut text = |field: &str, value: Option<&str>| -> Option<String> {
+        let value = value?;
+        match rules.max_len(field) {
+            Some(max) if value.chars().count() > max => {
                 truncated += 1;
-                json!(v.chars().take(max).collect::<String>())
+                Some(value.chars().take(max).collect())
             }
-            (v, _) => json!(v),
+            _ => Some(value.to_owned()),
         }
     };
     let (category, raw_category, unmapped) = match d.category.as_deref() {
@@ -119,77 +143,26 @@ pub fn to_salesforce(
         },
     };
     let review_reason = unmapped.as_ref().map(|c| format!("{UNMAPPED_REASON}: {c}"));
-
-    let mut record = Map::new();
-    record.insert("attributes".into(), json!({ "type": target.object }));
-    record.insert(target.external_id_field.clone(), json!(external_id));
-    record.insert("Name".into(), text("Name", Some(&d.name)));
-    record.insert(
-        "Description__c".into(),
-        text("Description__c", d.description.as_deref()),
-    );
-    record.insert("Category__c".into(), json!(category));
-    record.insert(
-        "RawCategory__c".into(),
-        text("RawCategory__c", raw_category.as_deref()),
-    );
-    record.insert("IsActive__c".into(), json!(d.is_active));
-    record.insert(
-        "LastModifiedCXone__c".into(),
-        json!(format_ts(d.last_modified)),
-    );
-    // Archival is a soft delete: the archive date is the CXone time of the deactivating version,
-    // so retries and re-syncs write the same value.
-    let archived = (!d.is_active).then(|| format_ts(d.last_modified));
-    record.insert("ArchivedDate__c".into(), json!(archived));
-    record.insert("NeedsReview__c".into(), json!(unmapped.is_some()));
-    record.insert(
-        "ReviewReason__c".into(),
-        text("ReviewReason__c", review_reason.as_deref()),
-    );
+    // Salesforce keeps milliseconds: what is sent is what a later query reads back.
+    let last_modified = d.last_modified.trunc_subsecs(3);
+    let fields = Fields {
+        name: text("Name", Some(&d.name)),
+        description: text("Description__c", d.description.as_deref()),
+        category,
+        raw_category: text("RawCategory__c", raw_category.as_deref()),
+        is_active: Some(d.is_active),
+        last_modified: Some(last_modified),
+        // Archival is a soft delete: the archive date is the CXone time of the deactivating
+        // version, so retries and re-syncs write the same value.
+        archived: (!d.is_active).then_some(last_modified),
+        needs_review: Some(unmapped.is_some()),
+        review_reason: text("ReviewReason__c", review_reason.as_deref()),
+    };
     Ok(Mapped {
-        payload: Value::Object(record),
+        fields,
         unmapped_category: unmapped,
         truncated,
     })
-}
-
-/// The record that flags a Salesforce row no CXone code matches: only the review fields, so
-/// nothing else about it changes (it is not deactivated, and never deleted).
-pub fn stale_flag(external_id: &str, target: &Target) -> Value {
-    json!({
-        "attributes": { "type": target.object },
-        target.external_id_field.clone(): external_id,
-        "NeedsReview__c": true,
-        "ReviewReason__c": STALE_REASON,
-    })
-}
-
-/// Whether Salesforce's `row` already holds every field of `payload` (timestamps compared as
-/// instants, since Salesforce answers `...000+0000` for what we sent as `...000Z`).
-pub fn matches(payload: &Value, row: &Value) -> bool {
-    let Some(fields) = payload.as_object() else {
-        return false;
-    };
-    fields
-        .iter()
-        .filter(|(k, _)| k.as_str() != "attributes")
-        .all(|(k, want)| {
-            let have = row.get(k).unwrap_or(&Value::Null);
-            match (want, have) {
-                (Value::String(a), Value::String(b)) => a == b || same_instant(a, b),
-                (a, b) => a == b,
-            }
-        })
-}
-
-fn same_instant(a: &str, b: &str) -> bool {
-    let parse = |s: &str| {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .or_else(|_| chrono::DateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S%.f%z"))
-            .ok()
-    };
-    matches!((parse(a), parse(b)), (Some(x), Some(y)) if x == y)
 }
 
 #[cfg(test)]
@@ -250,22 +223,17 @@ mod tests {
     #[test]
     fn maps_the_guides_fields_and_archives_inactive_codes() {
         let mut d = code(Some("Sales"));
-        let r = to_salesforce(&d, &target(), &rules()).unwrap().payload;
-        assert_eq!(r["attributes"]["type"], "Disposition__c");
-        assert_eq!(r["CXone_DispositionId__c"], "a1");
-        assert_eq!(
-            (r["IsActive__c"].clone(), r["NeedsReview__c"].clone()),
-            (json!(true), json!(false))
-        );
-        assert_eq!(
-            (r["Description__c"].clone(), r["ArchivedDate__c"].clone()),
-            (Value::Null, Value::Null)
-        );
-        assert_eq!(r["LastModifiedCXone__c"], "2024-03-15T14:32:00.000Z");
+        let f = to_salesforce(&d, &target(), &rules()).unwrap().fields;
+        assert_eq!((f.is_active, f.needs_review), (Some(true), Some(false)));
+        assert_eq!((f.description, f.archived), (None, None));
+        assert_eq!(f.last_modified, Some(d.last_modified));
         d.is_active = false;
         assert_eq!(
-            to_salesforce(&d, &target(), &rules()).unwrap().payload["ArchivedDate__c"],
-            "2024-03-15T14:32:00.000Z"
+            to_salesforce(&d, &target(), &rules())
+                .unwrap()
+                .fields
+                .archived,
+            Some(d.last_modified)
         );
     }
 
@@ -282,12 +250,12 @@ mod tests {
     fn unmapped_categories_fall_back_to_raw_category_and_are_flagged() {
         let m = to_salesforce(&code(Some("Compliance Review")), &target(), &rules()).unwrap();
         assert_eq!(m.unmapped_category.as_deref(), Some("Compliance Review"));
-        assert_eq!(m.payload["Category__c"], Value::Null);
-        assert_eq!(m.payload["RawCategory__c"], "Compliance Review");
-        assert_eq!(m.payload["NeedsReview__c"], true);
+        assert_eq!(m.fields.category, None);
+        assert_eq!(m.fields.raw_category.as_deref(), Some("Compliance Review"));
+        assert_eq!(m.fields.needs_review, Some(true));
         assert_eq!(
-            m.payload["ReviewReason__c"],
-            "unmapped category: Compliance Review"
+            m.fields.review_reason.as_deref(),
+            Some("unmapped category: Compliance Review")
         );
     }
 
@@ -296,7 +264,7 @@ mod tests {
         let mut d = code(None);
         d.name = "é".repeat(100);
         let m = to_salesforce(&d, &target(), &rules()).unwrap();
-        assert_eq!(m.payload["Name"].as_str().unwrap().chars().count(), 80);
+        assert_eq!(m.fields.name.unwrap().chars().count(), 80);
         assert_eq!(m.truncated, 1);
         d.id = DispositionId::parse(&"x".repeat(51)).unwrap();
         assert_eq!(
@@ -306,15 +274,20 @@ mod tests {
     }
 
     #[test]
-    fn rows_match_payloads_across_datetime_formats() {
-        let payload = to_salesforce(&code(Some("Sales")), &target(), &rules())
-            .unwrap()
-            .payload;
-        let mut row = payload.clone();
-        row["LastModifiedCXone__c"] = json!("2024-03-15T14:32:00.000+0000");
-        row["Id"] = json!("a0B000000000001AAA");
-        assert!(matches(&payload, &row));
-        row["Name"] = json!("Other");
-        assert!(!matches(&payload, &row));
+    fn what_is_sent_compares_equal_to_what_salesforce_reads_back() {
+        let mut d = code(Some("Sales"));
+        // CXone may send sub-millisecond precision; Salesforce keeps milliseconds.
+        d.last_modified += chrono::Duration::microseconds(1_234);
+        let sent = to_salesforce(&d, &target(), &rules()).unwrap().fields;
+        let mut row = serde_json::to_value(&sent).unwrap();
+        row["LastModifiedCXone__c"] = serde_json::json!("2024-03-15T14:32:00.001+0000");
+        row["CXone_DispositionId__c"] = serde_json::json!("a1");
+        let read = crate::record::Row::parse(&row, &target()).unwrap();
+        assert_eq!(read.fields, sent);
+        row["Name"] = serde_json::json!("Other");
+        assert_ne!(
+            crate::record::Row::parse(&row, &target()).unwrap().fields,
+            sent
+        );
     }
 }

@@ -6,7 +6,7 @@
 //! alarm.
 
 use crate::config::Config;
-use crate::sync::{CycleReport, Status};
+use crate::sync::report::{CycleReport, Reason, Status};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 use std::io::Write;
@@ -29,11 +29,8 @@ pub fn document(
     now: DateTime<Utc>,
 ) -> Value {
     let flag = |on: bool| json!(u8::from(on));
-    let skipped_for_budget = report.status == Status::Skipped
-        && report
-            .reason
-            .as_deref()
-            .is_some_and(|r| r.starts_with("api_budget"));
+    let skipped_for_budget =
+        report.status == Status::Skipped && matches!(report.reason, Some(Reason::ApiBudget(_)));
     let mut metrics: Vec<(&str, &str, Value)> = vec![
         ("Fetched", "Count", json!(report.fetched)),
         ("Created", "Count", json!(report.created)),
@@ -129,10 +126,10 @@ pub fn emit(config: &Config, report: &CycleReport, request_id: &str) {
 mod tests {
     use super::*;
     use crate::salesforce::ApiUsage;
-    use crate::sync::Mode;
+    use crate::sync::report::Mode;
     use chrono::TimeZone;
 
-    fn report(status: Status, reason: Option<&str>) -> CycleReport {
+    fn report(status: Status, reason: Option<Reason>) -> CycleReport {
         CycleReport {
             status,
             mode: Mode::Delta,
@@ -155,7 +152,7 @@ mod tests {
             unmapped_category_values: vec!["Odd".into()],
             truncated: 0,
             reconcile: None,
-            reason: reason.map(str::to_owned),
+            reason,
         }
     }
 
@@ -234,25 +231,25 @@ mod tests {
         };
         assert_eq!(flags(Status::Ok, None), (Some(1), Some(0), Some(0)));
         assert_eq!(
-            flags(Status::Failed, Some("cxone_unavailable: 503")),
+            flags(Status::Failed, Some(Reason::CxoneUnavailable("503".into()))),
             (Some(0), Some(1), Some(0))
         );
         assert_eq!(
-            flags(Status::Skipped, Some("api_budget: usage 90%")),
+            flags(Status::Skipped, Some(Reason::ApiBudget("usage 90%".into()))),
             (Some(0), Some(0), Some(1))
         );
         assert_eq!(
-            flags(
-                Status::Skipped,
-                Some("another invocation took the lease first")
-            ),
+            flags(Status::Skipped, Some(Reason::LeaseTaken)),
             (Some(0), Some(0), Some(0))
         );
     }
 
     #[test]
     fn unknown_usage_and_watermark_are_left_out_rather_than_zero() {
-        let mut first = report(Status::Failed, Some("salesforce_unavailable: 503"));
+        let mut first = report(
+            Status::Failed,
+            Some(Reason::SalesforceUnavailable("503".into())),
+        );
         first.sf_api_usage = None;
         first.watermark_after = None;
         let line = document(&first, "N", "s", "r", now());

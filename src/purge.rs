@@ -5,9 +5,9 @@
 //! least 365) ago, checked again on our side whatever the query returned.
 
 use crate::domain::format_ts;
-use crate::mapping::Target;
+use crate::record::Target;
 use crate::salesforce::RecordSink;
-use crate::sync::Status;
+use crate::sync::report::Status;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;

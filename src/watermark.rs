@@ -3,9 +3,11 @@
 //! Every write is conditional on the version read, so a cycle can only advance the watermark if
 //! nobody else changed the item since it read it: the second phase of the two-phase advance.
 
+use crate::domain::DispositionId;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 /// What one sync remembers between cycles. Stored as one DynamoDB item keyed by `SYNC_ID`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -41,6 +43,70 @@ impl VersionMark {
         });
         Self(hash)
     }
+}
+
+impl SyncState {
+    /// Whether this version was already written (it is in the overlap memory).
+    pub fn already_written(&self, version: &Version) -> bool {
+        self.recent.contains_key(&version.mark())
+    }
+}
+
+/// One version of one code, as the watermark sees it. Orders by time, then id.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Version {
+    pub last_modified: DateTime<Utc>,
+    pub id: DispositionId,
+}
+
+impl Version {
+    pub fn mark(&self) -> VersionMark {
+        VersionMark::of(self.id.as_str(), self.last_modified)
+    }
+}
+
+/// Most entries kept in the overlap memory; beyond it the oldest are re-sent (harmless: upserts
+/// are idempotent) rather than letting the state item outgrow DynamoDB's 400 KB.
+const MAX_RECENT: usize = 16_000;
+
+/// The newest timestamp the watermark may take: it advances over whole groups of versions with
+/// the same timestamp, in time order, and stops before the first group with a version not done.
+/// It never moves backwards.
+pub fn safe_watermark(
+    sorted: &[Version],
+    current: Option<DateTime<Utc>>,
+    done: impl Fn(&Version) -> bool,
+) -> Option<DateTime<Utc>> {
+    let mut watermark = current;
+    for group in sorted.chunk_by(|a, b| a.last_modified == b.last_modified) {
+        if !group.iter().all(&done) {
+            break;
+        }
+        let ts = group[0].last_modified;
+        watermark = Some(watermark.map_or(ts, |w| w.max(ts)));
+    }
+    watermark
+}
+
+/// The overlap memory after a cycle: the versions the next cycle's overlap window will see
+/// again (newer than `watermark − overlap`), newest first, at most [`MAX_RECENT`].
+pub fn remember<'a>(
+    previous: &BTreeMap<VersionMark, DateTime<Utc>>,
+    done: impl Iterator<Item = &'a Version>,
+    watermark: Option<DateTime<Utc>>,
+    overlap: Duration,
+) -> BTreeMap<VersionMark, DateTime<Utc>> {
+    let Some(watermark) = watermark else {
+        return BTreeMap::new();
+    };
+    let horizon = watermark - chrono::Duration::from_std(overlap).unwrap_or_default();
+    let mut merged = previous.clone();
+    merged.extend(done.map(|v| (v.mark(), v.last_modified)));
+    let mut kept: Vec<(VersionMark, DateTime<Utc>)> =
+        merged.into_iter().filter(|(_, lm)| *lm > horizon).collect();
+    kept.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+    kept.truncate(MAX_RECENT);
+    kept.into_iter().collect()
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -503,5 +569,52 @@ mod version_mark_tests {
         assert_ne!(VersionMark::of("101", t), VersionMark::of("102", t));
         // Stored in DynamoDB: the value must never change between releases.
         assert_eq!(VersionMark::of("101", t).0, 0xda16_491f_b236_ce9d);
+    }
+}
+
+#[cfg(test)]
+mod advance_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn v(id: &str, secs: i64) -> Version {
+        Version {
+            id: DispositionId::parse(id).unwrap(),
+            last_modified: Utc.timestamp_opt(1_700_000_000 + secs, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn watermark_stops_before_the_first_unfinished_timestamp() {
+        let records = vec![v("a", 1), v("b", 2), v("c", 2), v("e", 3)];
+        let all = safe_watermark(&records, None, |_| true);
+        assert_eq!(all, Some(records[3].last_modified));
+        // "c" shares its timestamp with "b": neither may be passed.
+        let partial = safe_watermark(&records, None, |x| x.id.as_str() != "c");
+        assert_eq!(partial, Some(records[0].last_modified));
+        let none = safe_watermark(&records, Some(records[0].last_modified), |x| {
+            x.id.as_str() != "a"
+        });
+        assert_eq!(
+            none,
+            Some(records[0].last_modified),
+            "never moves backwards, never passes a"
+        );
+    }
+
+    #[test]
+    fn recent_keeps_only_the_overlap_window() {
+        let records = [v("a", 0), v("b", 50), v("c", 100)];
+        let kept = remember(
+            &BTreeMap::new(),
+            records.iter(),
+            Some(records[2].last_modified),
+            Duration::from_secs(60),
+        );
+        let expected: BTreeMap<_, _> = records[1..]
+            .iter()
+            .map(|r| (r.mark(), r.last_modified))
+            .collect();
+        assert_eq!(kept, expected);
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, Duration, Utc};
 use disposition_sim::world::LocalWorld;
 use disposition_sync::dlq::DeadLetterKind;
 use disposition_sync::domain::format_ts;
-use disposition_sync::mapping::STALE_REASON;
+use disposition_sync::record::STALE_REASON;
 use serde_json::{Map, Value, json};
 
 /// DELETE requests Salesforce received, whatever the endpoint.

@@ -1,0 +1,520 @@
+//! The sync engine: one cycle from CXone into Salesforce. This file is the data path; each step
+//! lives in its own module.
+//!
+//! 1. Read the state and take the [`lease`] (a conditional write), or skip.
+//! 2. Decide the mode: a full snapshot, or a delta from `watermark − overlap`.
+//! 3. Fetch from CXone, keep the newest version of each code, set aside malformed records.
+//! 4. [`plan`] what to write; the mass-change breaker may refuse the whole cycle here.
+//! 5. Upsert with the [`writer`]: batches, several in flight, every per-record result read,
+//!    transient failures retried.
+//! 6. Dead-letter what cannot be written, then advance the watermark (see [`crate::watermark`])
+//!    only over records that are in Salesforce or durably in the DLQ, with a write conditioned
+//!    on the version the lease was taken at.
+//!
+//! The engine sees its edges only through the [`DispositionSource`], [`RecordSink`],
+//! [`StateStore`] and [`DeadLetterQueue`] traits. The [`report`] is its response.
+
+pub mod lease;
+pub mod plan;
+pub mod report;
+pub mod writer;
+
+use crate::cxone::{CxoneError, DispositionSource};
+use crate::dlq::{DeadLetter, DeadLetterKind, DeadLetterQueue, RecordError};
+use crate::domain::{DispositionId, SourceRecord, format_ts};
+use crate::mapping::RulesCache;
+use crate::record::Target;
+use crate::salesforce::RecordSink;
+use crate::watermark::{StateStore, SyncState, Version, remember, safe_watermark};
+use chrono::{DateTime, Utc};
+use lease::{Held, Holder};
+use plan::{Latest, Plan, Planner};
+use report::{CycleReport, Mode, Reason, Status};
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+use tokio::time::Instant;
+use writer::{Outcome, Write, Writer};
+
+/// The engine's settings (a subset of [`crate::config::Config`]).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub sync_id: String,
+    pub target: Target,
+    pub overlap: Duration,
+    pub full_reconcile: Duration,
+    pub batch_size: usize,
+    pub max_in_flight: usize,
+    pub record_max_attempts: u32,
+    pub retry_base_delay: Duration,
+    pub min_poll_interval: Duration,
+    pub api_budget_percent: u32,
+    /// Stop starting new batches when less than this is left before the deadline.
+    pub deadline_margin: Duration,
+    /// Refuse a cycle that would archive or flag more than this share of the active records.
+    pub max_archive_percent: u32,
+    /// `RETENTION_DAYS`: archived codes older than this are left purged by reconciliation.
+    pub retention: chrono::Duration,
+}
+
+impl Settings {
+    pub fn from_config(c: &crate::config::Config) -> Self {
+        Self {
+            sync_id: c.sync_id.clone(),
+            target: Target {
+                object: c.sf_object.clone(),
+                external_id_field: c.sf_external_id_field.clone(),
+            },
+            overlap: c.overlap,
+            full_reconcile: c.full_reconcile,
+            batch_size: c.sf_batch_size,
+            max_in_flight: c.sf_max_in_flight,
+            record_max_attempts: c.record_max_attempts,
+            retry_base_delay: c.retry_base_delay,
+            min_poll_interval: c.min_poll_interval,
+            api_budget_percent: c.sf_api_budget_percent,
+            deadline_margin: c.http_timeout + Duration::from_secs(5),
+            max_archive_percent: c.max_archive_percent,
+            retention: chrono::Duration::days(c.retention_days as i64),
+        }
+    }
+
+    /// When to stop starting batches: the deadline less the margin one request may take.
+    pub fn stop_at(&self, deadline: Option<DateTime<Utc>>) -> Option<Instant> {
+        deadline.map(|d| {
+            let left = (d - Utc::now()).to_std().unwrap_or_default();
+            Instant::now() + left.saturating_sub(self.deadline_margin)
+        })
+    }
+}
+
+/// What the invocation asks of the cycle.
+#[derive(Clone, Debug, Default)]
+pub struct CycleRequest {
+    /// Force a full snapshot.
+    pub full: bool,
+    /// Let this one cycle pass the mass-change breaker.
+    pub allow_mass_change: bool,
+    /// A second attempt within the same invocation (after re-reading the credentials): the
+    /// minimum poll interval does not apply to it.
+    pub retry: bool,
+    /// When the invocation must have returned (the Lambda deadline).
+    pub deadline: Option<DateTime<Utc>>,
+}
+
+pub struct Engine<'a> {
+    pub source: &'a dyn DispositionSource,
+    pub sink: &'a dyn RecordSink,
+    pub state: &'a dyn StateStore,
+    pub dlq: &'a dyn DeadLetterQueue,
+    pub rules: &'a RulesCache,
+    pub settings: &'a Settings,
+}
+
+/// How a cycle ended: its status and, unless it ran to completion, why.
+type Ending = (Status, Option<Reason>);
+
+/// A cycle that holds the lease.
+struct Leased {
+    held: Held,
+    /// The state to write when letting go without advancing.
+    released: SyncState,
+    now: DateTime<Utc>,
+    full: bool,
+}
+
+impl Engine<'_> {
+    pub async fn run(&self, request: CycleRequest) -> CycleReport {
+        let started = Instant::now();
+        let cycle_id = uuid::Uuid::new_v4().to_string();
+        tracing::Span::current().record("cycle_id", cycle_id.as_str());
+        let (cx0, sf0, throttle0) = (
+            self.source.requests(),
+            self.sink.requests(),
+            self.source.throttled_ms(),
+        );
+        let mode = if request.full {
+            Mode::Full
+        } else {
+            Mode::Delta
+        };
+        let mut report = CycleReport::new(cycle_id, mode);
+        let (status, reason) = self.cycle(&request, &mut report).await;
+        report.conclude(status, reason);
+        report.cxone_requests = self.source.requests() - cx0;
+        report.salesforce_requests = self.sink.requests() - sf0;
+        report.throttled_ms = self.source.throttled_ms() - throttle0;
+        report.sf_api_usage = self.sink.api_usage();
+        report.duration_ms = started.elapsed().as_millis() as u64;
+        report
+    }
+
+    async fn cycle(&self, request: &CycleRequest, report: &mut CycleReport) -> Ending {
+        let now = Utc::now();
+        // 1. State and lease.
+        let held = match self.lease(request, now, report).await {
+            Ok(held) => held,
+            Err(ending) => return ending,
+        };
+        // What the item holds once this cycle lets go: no lease (a stale one taken over included).
+        let mut released = held.before.clone();
+        released.lease = None;
+        released.last_cycle_started = Some(now);
+
+        // 2. Mode.
+        let full = request.full || self.reconciliation_due(&held.before, now);
+        report.mode = if full { Mode::Full } else { Mode::Delta };
+
+        // 3. Fetch.
+        let since = (!full)
+            .then_some(held.before.watermark)
+            .flatten()
+            .map(|w| w - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default());
+        let fetched = match self.source.changed_since(since).await {
+            Ok(records) => records,
+            Err(e) => {
+                lease::release(self.state, &released, held.version).await;
+                return (Status::Failed, Some(fetch_failure(e)));
+            }
+        };
+        report.fetched = fetched.len();
+        let (codes, letters) = self.newest(fetched, &report.cycle_id);
+        let versions: Vec<Version> = codes.iter().map(Latest::version).collect();
+
+        // 4. Plan, and the breaker.
+        let planner = Planner {
+            sink: self.sink,
+            rules: self.rules,
+            settings: self.settings,
+        };
+        let plan = match planner.plan(codes, &held.before, full, now).await {
+            Ok(plan) => plan,
+            Err(reason) => {
+                lease::release(self.state, &released, held.version).await;
+                return (Status::Failed, Some(reason));
+            }
+        };
+        if let Err(reason) =
+            plan.breaker(request.allow_mass_change, self.settings.max_archive_percent)
+        {
+            lease::release(self.state, &released, held.version).await;
+            if let Some(reconcile) = plan.reconcile {
+                reconcile.log();
+                report.reconcile = Some(reconcile);
+            }
+            return (Status::Failed, Some(reason));
+        }
+
+        // 5 and 6.
+        let leased = Leased {
+            held,
+            released,
+            now,
+            full,
+        };
+        self.apply(leased, plan, &versions, letters, request.deadline, report)
+            .await
+    }
+
+    /// Step 1: reads the state and takes the lease, or says how the cycle ends without running.
+    async fn lease(
+        &self,
+        request: &CycleRequest,
+        now: DateTime<Utc>,
+        report: &mut CycleReport,
+    ) -> Result<Held, Ending> {
+        let stored = self.state.load().await.map_err(|e| {
+            (
+                Status::Failed,
+                Some(Reason::StateUnavailable(e.to_string())),
+            )
+        })?;
+        report.watermark_before = stored.state.watermark.map(format_ts);
+        report.watermark_after = report.watermark_before.clone();
+        let holder = Holder::Cycle {
+            id: &report.cycle_id,
+            min_poll_interval: (!request.retry).then_some(self.settings.min_poll_interval),
+        };
+        lease::take(self.state, stored, holder, now, request.deadline)
+            .await
+            .map_err(|reason| match reason {
+                Reason::StateUnavailable(_) => (Status::Failed, Some(reason)),
+                _ => (Status::Skipped, Some(reason)),
+            })
+    }
+
+    /// Step 2: a full reconciliation is due on the first cycle and every `FULL_RECONCILE_HOURS`.
+    fn reconciliation_due(&self, before: &SyncState, now: DateTime<Utc>) -> bool {
+        let every = chrono::Duration::from_std(self.settings.full_reconcile).unwrap_or_default();
+        before.watermark.is_none()
+            || before
+                .last_full_sync
+                .is_none_or(|t| now.signed_duration_since(t) >= every)
+    }
+
+    /// Steps 5 and 6: writes the plan, dead-letters what cannot be written, and advances the
+    /// watermark over what is safely somewhere.
+    async fn apply(
+        &self,
+        leased: Leased,
+        plan: Plan,
+        versions: &[Version],
+        mut letters: Vec<DeadLetter>,
+        deadline: Option<DateTime<Utc>>,
+        report: &mut CycleReport,
+    ) -> Ending {
+        let Plan {
+            mut writes,
+            unchanged,
+            unmappable,
+            reconcile,
+            unmapped_categories,
+            unmapped_category_values,
+            truncated,
+            ..
+        } = plan;
+        report.unmapped_categories = unmapped_categories;
+        report.unmapped_category_values = unmapped_category_values.into_iter().collect();
+        report.truncated = truncated;
+        // Codes in Salesforce already, and codes that will be once their letter is sent.
+        let mut done: HashSet<DispositionId> = unchanged;
+        let mut dead: HashSet<DispositionId> = HashSet::new();
+        for u in unmappable {
+            dead.insert(u.latest.disposition.id.clone());
+            letters.push(self.letter_unmappable(&report.cycle_id, u.latest, u.error));
+        }
+        tracing::info!(cycle_id = %report.cycle_id, mode = ?report.mode, fetched = report.fetched, to_write = writes.len(), malformed = letters.len(), "cycle planned");
+
+        let outcome = self.write(&mut writes, deadline).await;
+        report.created = outcome.created;
+        report.updated = outcome.updated;
+        report.retries = outcome.retries;
+        report.archived = outcome
+            .written
+            .iter()
+            .filter(|&&i| writes[i].archives())
+            .count();
+        if let Some(mut reconcile) = reconcile {
+            reconcile.fixed = outcome.written.len();
+            reconcile.log();
+            report.reconcile = Some(reconcile);
+        }
+        for r in &outcome.rejected {
+            dead.insert(writes[r.index].external_id().clone());
+            letters.push(self.letter_rejected(&report.cycle_id, &writes[r.index], r));
+        }
+
+        // Dead letters go out before the watermark moves: a record may be passed only once it
+        // is durably somewhere.
+        let dlq_result = self.dlq.send(&letters).await;
+        let dlq_ok = dlq_result.is_ok();
+        report.dead_lettered = if dlq_ok { letters.len() } else { 0 };
+        report.failed =
+            letters.len() + (writes.len() - outcome.written.len() - outcome.rejected.len());
+        done.extend(
+            outcome
+                .written
+                .iter()
+                .map(|&i| writes[i].external_id().clone()),
+        );
+        if dlq_ok {
+            done.extend(dead);
+        }
+        let before = &leased.held.before;
+        let watermark = if dlq_ok {
+            safe_watermark(versions, before.watermark, |v| {
+                before.already_written(v) || done.contains(&v.id)
+            })
+        } else {
+            before.watermark
+        };
+        let mut next = leased.released;
+        next.watermark = watermark;
+        next.recent = remember(
+            &before.recent,
+            versions.iter().filter(|v| done.contains(&v.id)),
+            watermark,
+            self.settings.overlap,
+        );
+        let complete = dlq_ok
+            && outcome.stop.is_none()
+            && outcome.exhausted == 0
+            && report.failed == report.dead_lettered;
+        if leased.full && complete {
+            next.last_full_sync = Some(leased.now);
+        }
+        if let Err(e) = self.state.save(&next, leased.held.version).await {
+            let reason = format!("the watermark was not advanced: {e}");
+            return (Status::Failed, Some(Reason::StateConflict(reason)));
+        }
+        report.watermark_after = watermark.map(format_ts);
+        let dlq_failure = dlq_result
+            .err()
+            .map(|e| format!("{e}; the watermark was not advanced"));
+        conclude(
+            report,
+            dlq_failure,
+            outcome,
+            self.settings.record_max_attempts,
+        )
+    }
+
+    /// Step 3: the newest version of each code, in version order, and dead letters for the
+    /// records that are not valid dispositions.
+    fn newest(&self, fetched: Vec<SourceRecord>, cycle_id: &str) -> (Vec<Latest>, Vec<DeadLetter>) {
+        let mut letters = Vec::new();
+        let mut latest: BTreeMap<DispositionId, Latest> = BTreeMap::new();
+        for record in fetched {
+            match record {
+                SourceRecord::Valid { disposition, raw } => {
+                    let newer = latest
+                        .get(&disposition.id)
+                        .is_none_or(|l| l.disposition.last_modified <= disposition.last_modified);
+                    if newer {
+                        latest.insert(disposition.id.clone(), Latest { disposition, raw });
+                    }
+                }
+                SourceRecord::Malformed { raw, reason } => {
+                    letters.push(self.letter_malformed(cycle_id, raw, reason))
+                }
+            }
+        }
+        let mut codes: Vec<Latest> = latest.into_values().collect();
+        codes.sort_by_key(Latest::version);
+        (codes, letters)
+    }
+
+    /// Step 5: the writer, after making sure a warm environment's API usage reading is current.
+    async fn write(&self, writes: &mut [Write], deadline: Option<DateTime<Utc>>) -> Outcome {
+        let writer = Writer {
+            sink: self.sink,
+            rules: self.rules,
+            settings: self.settings,
+        };
+        let stop_at = self.settings.stop_at(deadline);
+        // A warm environment remembers the last `Sforce-Limit-Info` reading. If it says we are
+        // over budget, read it afresh (describe is one cheap call) before believing it: usage falls
+        // as the rolling 24 h window moves, and without a call we would never see it fall.
+        if !writes.is_empty()
+            && matches!(writer.should_stop(None), Some(Reason::ApiBudget(_)))
+            && let Err(e) = self.rules.get(self.sink, true).await
+        {
+            tracing::warn!(error = %e, "could not refresh the Salesforce API usage reading");
+        }
+        writer.write(writes, stop_at).await
+    }
+
+    fn letter_malformed(
+        &self,
+        cycle_id: &str,
+        raw: serde_json::Value,
+        reason: String,
+    ) -> DeadLetter {
+        let error = RecordError {
+            code: "UNMAPPABLE_RECORD".into(),
+            message: reason,
+            fields: vec![],
+        };
+        // The guide's field names: what could be read of a record that failed validation.
+        let external_id = match raw.get("id") {
+            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        let last_modified = raw
+            .get("last_modified_date")
+            .and_then(serde_json::Value::as_str)
+            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+            .map(|t| t.with_timezone(&Utc));
+        tracing::warn!(external_id = ?external_id, code = %error.code, reason = %error.message, "CXone record cannot be mapped; dead-lettering it");
+        DeadLetter {
+            external_id,
+            last_modified,
+            source: raw,
+            ..self.letter(DeadLetterKind::Unmappable, cycle_id, error, 1)
+        }
+    }
+
+    fn letter_unmappable(&self, cycle_id: &str, latest: Latest, error: RecordError) -> DeadLetter {
+        let d = &latest.disposition;
+        tracing::warn!(external_id = %d.id, code = %error.code, reason = %error.message, "CXone record cannot be mapped; dead-lettering it");
+        DeadLetter {
+            external_id: Some(d.id.to_string()),
+            last_modified: Some(d.last_modified),
+            source: latest.raw,
+            ..self.letter(DeadLetterKind::Unmappable, cycle_id, error, 1)
+        }
+    }
+
+    fn letter_rejected(&self, cycle_id: &str, write: &Write, r: &writer::Rejection) -> DeadLetter {
+        let (last_modified, source) = match write {
+            Write::Code {
+                disposition, raw, ..
+            } => (Some(disposition.last_modified), raw.clone()),
+            Write::StaleFlag { .. } => (None, serde_json::Value::Null),
+        };
+        DeadLetter {
+            external_id: Some(write.external_id().to_string()),
+            last_modified,
+            payload: serde_json::to_value(write.sobject(&self.settings.target)).ok(),
+            source,
+            ..self.letter(
+                DeadLetterKind::Rejected,
+                cycle_id,
+                r.error.clone(),
+                r.attempts,
+            )
+        }
+    }
+
+    fn letter(
+        &self,
+        kind: DeadLetterKind,
+        cycle_id: &str,
+        error: RecordError,
+        attempts: u32,
+    ) -> DeadLetter {
+        DeadLetter::new(kind, &self.settings.sync_id, cycle_id, error, attempts)
+    }
+}
+
+/// Why fetching from CXone failed.
+fn fetch_failure(e: CxoneError) -> Reason {
+    match e {
+        CxoneError::Auth(_) => Reason::AuthUnavailable(e.to_string()),
+        _ => Reason::CxoneUnavailable(e.to_string()),
+    }
+}
+
+/// The cycle's status, from what stopped the writer (if anything) and what it dead-lettered.
+fn conclude(
+    report: &CycleReport,
+    dlq_failure: Option<String>,
+    outcome: Outcome,
+    max_attempts: u32,
+) -> Ending {
+    if let Some(e) = dlq_failure {
+        return (Status::Failed, Some(Reason::DlqUnavailable(e)));
+    }
+    match outcome.stop {
+        Some(reason @ Reason::ApiBudget(_)) => return (Status::Skipped, Some(reason)),
+        Some(reason @ Reason::Deadline) => {
+            tracing::info!(%reason, "cycle stopped early");
+            return (Status::Partial, Some(reason));
+        }
+        Some(reason) => return (Status::Failed, Some(reason)),
+        None => {}
+    }
+    if outcome.exhausted > 0 {
+        let detail = format!(
+            "{} records were not written after {max_attempts} attempts",
+            outcome.exhausted
+        );
+        return (Status::Failed, Some(Reason::SalesforceUnavailable(detail)));
+    }
+    let status = if report.dead_lettered > 0 {
+        Status::Partial
+    } else {
+        Status::Ok
+    };
+    (status, None)
+}

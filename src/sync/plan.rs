@@ -1,0 +1,263 @@
+//! The plan: what a cycle writes, decided before anything is written.
+//!
+//! In a delta, every version not written yet (the overlap re-reads some). In a full
+//! reconciliation, whatever differs from what Salesforce holds, plus the review flags of stale
+//! records. The mass-change breaker reads the plan and may refuse the whole cycle.
+
+use super::Settings;
+use super::report::{Reason, Reconcile};
+use super::writer::Write;
+use crate::dlq::RecordError;
+use crate::domain::{Disposition, DispositionId};
+use crate::mapping::{Mapped, Rules, RulesCache, to_salesforce};
+use crate::record::{Row, columns};
+use crate::salesforce::{RecordSink, SalesforceError};
+use crate::watermark::{SyncState, Version};
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap, HashSet};
+
+/// The newest version of one code that the fetch returned, with what CXone sent.
+pub struct Latest {
+    pub disposition: Disposition,
+    pub raw: Value,
+}
+
+impl Latest {
+    pub fn version(&self) -> Version {
+        Version {
+            last_modified: self.disposition.last_modified,
+            id: self.disposition.id.clone(),
+        }
+    }
+}
+
+/// A code the mapping refused (e.g. an external ID too long for its field).
+pub struct Unmappable {
+    pub latest: Latest,
+    pub error: RecordError,
+}
+
+/// What the cycle will do.
+#[derive(Default)]
+pub struct Plan {
+    pub writes: Vec<Write>,
+    /// Codes that need no write: Salesforce already matches, or the purge removed them.
+    pub unchanged: HashSet<DispositionId>,
+    /// Codes that cannot be mapped; dead-lettered before any write.
+    pub unmappable: Vec<Unmappable>,
+    /// What a full reconciliation found.
+    pub reconcile: Option<Reconcile>,
+    /// Records the writes would archive or flag as stale, and the number of records active in
+    /// Salesforce (known only when something would be archived, or in a full reconciliation).
+    pub archiving: usize,
+    pub active_in_salesforce: Option<usize>,
+    /// Writes whose category Salesforce does not allow, and the distinct values.
+    pub unmapped_categories: usize,
+    pub unmapped_category_values: BTreeSet<String>,
+    /// Fields cut to their Salesforce length.
+    pub truncated: usize,
+}
+
+impl Plan {
+    /// Adds the write of one mapped code, counting what the mapping had to do.
+    fn add(&mut self, latest: Latest, mapped: Mapped) {
+        if let Some(category) = mapped.unmapped_category {
+            if self.unmapped_category_values.insert(category.clone()) {
+                tracing::warn!(%category, "CXone category is not an allowed Salesforce picklist value; written to RawCategory__c and flagged for review");
+            }
+            self.unmapped_categories += 1;
+        }
+        self.truncated += mapped.truncated;
+        self.writes.push(Write::Code {
+            disposition: latest.disposition,
+            raw: latest.raw,
+            fields: mapped.fields,
+        });
+    }
+
+    /// The mass-change breaker: a wrong tenant or a CXone outage returning an empty list must
+    /// not archive or flag the mirror wholesale.
+    pub fn breaker(&self, allow_mass_change: bool, max_percent: u32) -> Result<(), Reason> {
+        match self.active_in_salesforce {
+            Some(active)
+                if !allow_mass_change
+                    && active > 0
+                    && self.archiving * 100 > active * max_percent as usize =>
+            {
+                Err(Reason::MassChange {
+                    archiving: self.archiving,
+                    active,
+                    max_percent,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+pub struct Planner<'a> {
+    pub sink: &'a dyn RecordSink,
+    pub rules: &'a RulesCache,
+    pub settings: &'a Settings,
+}
+
+impl Planner<'_> {
+    /// Plans the writes for `codes` (the newest version of each code fetched, in version order).
+    pub async fn plan(
+        &self,
+        codes: Vec<Latest>,
+        before: &SyncState,
+        full: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Plan, Reason> {
+        let rules = self
+            .rules
+            .get(self.sink, full)
+            .await
+            .map_err(|e| Reason::salesforce("describe failed", &e))?;
+        if full {
+            let rows = self.salesforce_rows().await.map_err(|e| {
+                Reason::salesforce("reading Salesforce for the reconciliation failed", &e)
+            })?;
+            return Ok(self.reconcile(codes, &rules, rows, now));
+        }
+        let mut plan = Plan::default();
+        let mut deactivating = Vec::new();
+        for latest in codes {
+            if before.already_written(&latest.version()) {
+                continue;
+            }
+            match to_salesforce(&latest.disposition, &self.settings.target, &rules) {
+                Ok(mapped) => {
+                    if !latest.disposition.is_active {
+                        deactivating.push(latest.disposition.id.clone());
+                    }
+                    plan.add(latest, mapped);
+                }
+                Err(error) => plan.unmappable.push(Unmappable { latest, error }),
+            }
+        }
+        // Inactive codes in a delta archive something only if Salesforce has them active.
+        if !deactivating.is_empty() {
+            let active = self
+                .active_ids()
+                .await
+                .map_err(|e| Reason::salesforce("counting active records failed", &e))?;
+            plan.archiving = deactivating
+                .iter()
+                .filter(|id| active.contains(id.as_str()))
+                .count();
+            plan.active_in_salesforce = Some(active.len());
+        }
+        Ok(plan)
+    }
+
+    /// A full reconciliation: each code compared with its Salesforce row, and every row that
+    /// no code matches flagged for review.
+    fn reconcile(
+        &self,
+        codes: Vec<Latest>,
+        rules: &Rules,
+        mut rows: HashMap<String, Row>,
+        now: DateTime<Utc>,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        let mut reconcile = Reconcile {
+            cxone_active: codes.iter().filter(|c| c.disposition.is_active).count(),
+            salesforce_active: rows
+                .values()
+                .filter(|r| r.fields.is_active == Some(true))
+                .count(),
+            ..Reconcile::default()
+        };
+        for latest in codes {
+            let d = &latest.disposition;
+            let row = rows.remove(d.id.as_str());
+            let mapped = match to_salesforce(d, &self.settings.target, rules) {
+                Ok(mapped) => mapped,
+                Err(error) => {
+                    plan.unmappable.push(Unmappable { latest, error });
+                    continue;
+                }
+            };
+            match row {
+                Some(row) if row.fields == mapped.fields => {
+                    plan.unchanged.insert(d.id.clone());
+                    continue;
+                }
+                Some(row) => {
+                    reconcile.different += 1;
+                    if row.fields.is_active == Some(true) && !d.is_active {
+                        plan.archiving += 1;
+                    }
+                }
+                // Archived longer than the retention period: the purge removed it on purpose,
+                // so reconciliation must not bring it back.
+                None if !d.is_active
+                    && now.signed_duration_since(d.last_modified) > self.settings.retention =>
+                {
+                    plan.unchanged.insert(d.id.clone());
+                    continue;
+                }
+                None => {
+                    reconcile.missing += 1;
+                    if reconcile.missing_ids.len() < 50 {
+                        reconcile.missing_ids.push(d.id.to_string());
+                    }
+                }
+            }
+            plan.add(latest, mapped);
+        }
+        // What is left matches no CXone code: stale.
+        for (external_id, row) in rows {
+            reconcile.stale += 1;
+            if reconcile.stale_ids.len() < 50 {
+                reconcile.stale_ids.push(external_id.clone());
+            }
+            if row.fields.is_flagged_stale() {
+                continue;
+            }
+            let Ok(external_id) = DispositionId::parse(&external_id) else {
+                tracing::warn!(%external_id, "stale Salesforce record has an external ID no CXone code can have; not flagged");
+                continue;
+            };
+            if row.fields.is_active == Some(true) {
+                plan.archiving += 1;
+            }
+            plan.writes.push(Write::StaleFlag { external_id });
+        }
+        reconcile.stale_ids.sort();
+        plan.active_in_salesforce = Some(reconcile.salesforce_active);
+        plan.reconcile = Some(reconcile);
+        plan
+    }
+
+    /// Every Salesforce record of the object by external ID, with the fields the sync owns.
+    async fn salesforce_rows(&self) -> Result<HashMap<String, Row>, SalesforceError> {
+        let t = &self.settings.target;
+        let soql = format!("SELECT {} FROM {}", columns(t), t.object);
+        let rows = self.sink.query(&soql).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|row| Row::parse(row, t))
+            .map(|row| (row.external_id.clone(), row))
+            .collect())
+    }
+
+    /// The external IDs of the records active in Salesforce (for the breaker of a delta).
+    async fn active_ids(&self) -> Result<HashSet<String>, SalesforceError> {
+        let t = &self.settings.target;
+        let rows = self
+            .sink
+            .query(&format!(
+                "SELECT {} FROM {} WHERE IsActive__c = true",
+                t.external_id_field, t.object
+            ))
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| r.get(&t.external_id_field)?.as_str().map(str::to_owned))
+            .collect())
+    }
+}
