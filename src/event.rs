@@ -2,6 +2,8 @@
 //! with an error that names what was expected.
 
 use crate::redrive::Incoming;
+use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
+use serde::Deserialize;
 use serde_json::Value;
 
 /// The work one invocation does.
@@ -33,8 +35,8 @@ pub fn parse(event: &Value) -> Result<Invocation, EventError> {
             crate::http::json_type(event)
         )));
     };
-    if let Some(records) = obj.get("Records") {
-        return sqs(records);
+    if obj.contains_key("Records") {
+        return sqs(event);
     }
     if let Some(detail_type) = obj.get("detail-type") {
         return match detail_type.as_str() {
@@ -106,40 +108,40 @@ pub fn parse(event: &Value) -> Result<Invocation, EventError> {
 }
 
 /// An SQS event: every record must come from SQS and carry a message id (needed to report it).
-fn sqs(records: &Value) -> Result<Invocation, EventError> {
-    let records = records
-        .as_array()
-        .ok_or_else(|| EventError("\"Records\" is not an array".into()))?;
-    let mut messages = Vec::with_capacity(records.len());
-    for (i, r) in records.iter().enumerate() {
-        if r.get("eventSource").and_then(Value::as_str) != Some("aws:sqs") {
-            return Err(EventError(format!(
-                "record {i} is not from SQS (eventSource {})",
-                r.get("eventSource").unwrap_or(&Value::Null)
-            )));
-        }
-        let message_id = r
-            .get("messageId")
-            .and_then(Value::as_str)
-            .filter(|id| !id.is_empty())
-            .ok_or_else(|| EventError(format!("SQS record {i} has no messageId")))?;
-        let receive_count = r
-            .pointer("/attributes/ApproximateReceiveCount")
-            .and_then(Value::as_str)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(1);
-        messages.push(Incoming {
-            message_id: message_id.to_owned(),
-            // A missing body is passed on as empty: the redrive reports it as not a dead letter.
-            body: r
-                .get("body")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned(),
-            receive_count,
-        });
-    }
+fn sqs(event: &Value) -> Result<Invocation, EventError> {
+    let event =
+        SqsEvent::deserialize(event).map_err(|e| EventError(format!("not an SQS event: {e}")))?;
+    let messages = event
+        .records
+        .into_iter()
+        .enumerate()
+        .map(|(i, message)| incoming(i, message))
+        .collect::<Result<_, _>>()?;
     Ok(Invocation::SqsRedrive(messages))
+}
+
+fn incoming(i: usize, message: SqsMessage) -> Result<Incoming, EventError> {
+    if message.event_source.as_deref() != Some("aws:sqs") {
+        return Err(EventError(format!(
+            "record {i} is not from SQS (eventSource {})",
+            Value::from(message.event_source)
+        )));
+    }
+    let message_id = message
+        .message_id
+        .filter(|id| !id.is_empty())
+        .ok_or_else(|| EventError(format!("SQS record {i} has no messageId")))?;
+    let receive_count = message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(1);
+    Ok(Incoming {
+        message_id,
+        // A missing body is passed on as empty: the redrive reports it as not a dead letter.
+        body: message.body.unwrap_or_default(),
+        receive_count,
+    })
 }
 
 #[cfg(test)]
@@ -208,6 +210,32 @@ mod tests {
                 err.contains("Expected an EventBridge scheduled event"),
                 "{bad}: {err}"
             );
+        }
+    }
+
+    /// The reason names what is wrong, for the person who sent the event.
+    #[test]
+    fn refusals_name_the_reason() {
+        for (bad, reason) in [
+            (
+                json!({"action": "sync", "ful": true}),
+                r#"unknown key "ful" for action "sync""#,
+            ),
+            (
+                json!({"Records": [{"eventSource": "aws:s3", "messageId": "x"}]}),
+                r#"record 0 is not from SQS (eventSource "aws:s3")"#,
+            ),
+            (
+                json!({"Records": [{"eventSource": "aws:sqs", "body": "{}"}]}),
+                "SQS record 0 has no messageId",
+            ),
+            (
+                json!({"Records": [{"eventSource": "aws:sqs", "messageId": ""}]}),
+                "SQS record 0 has no messageId",
+            ),
+        ] {
+            let err = parse(&bad).unwrap_err().to_string();
+            assert!(err.contains(reason), "{bad}: {err}");
         }
     }
 }
