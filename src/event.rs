@@ -2,6 +2,7 @@
 //! with an error that names what was expected.
 
 use crate::redrive::Incoming;
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use serde::Deserialize;
 use serde_json::Value;
@@ -38,16 +39,8 @@ pub fn parse(event: &Value) -> Result<Invocation, EventError> {
     if obj.contains_key("Records") {
         return sqs(event);
     }
-    if let Some(detail_type) = obj.get("detail-type") {
-        return match detail_type.as_str() {
-            Some("Scheduled Event") => Ok(Invocation::Sync {
-                full: false,
-                allow_mass_change: false,
-            }),
-            _ => Err(EventError(format!(
-                "EventBridge detail-type {detail_type} is not \"Scheduled Event\""
-            ))),
-        };
+    if obj.contains_key("detail-type") {
+        return scheduled(event);
     }
     let flag = |key: &str| -> Result<Option<bool>, EventError> {
         match obj.get(key) {
@@ -105,6 +98,22 @@ pub fn parse(event: &Value) -> Result<Invocation, EventError> {
         ))),
         None => Err(EventError("no \"action\" and no \"detail-type\"".into())),
     }
+}
+
+/// An EventBridge event: only a schedule's tick is ours, and it runs a sync like `{"action": "sync"}`.
+fn scheduled(event: &Value) -> Result<Invocation, EventError> {
+    let event = EventBridgeEvent::<Value>::deserialize(event)
+        .map_err(|e| EventError(format!("not an EventBridge event: {e}")))?;
+    if event.detail_type != "Scheduled Event" {
+        return Err(EventError(format!(
+            "EventBridge detail-type {} is not \"Scheduled Event\"",
+            Value::from(event.detail_type)
+        )));
+    }
+    Ok(Invocation::Sync {
+        full: false,
+        allow_mass_change: false,
+    })
 }
 
 /// An SQS event: every record must come from SQS and carry a message id (needed to report it).
@@ -232,6 +241,10 @@ mod tests {
             (
                 json!({"Records": [{"eventSource": "aws:sqs", "messageId": ""}]}),
                 "SQS record 0 has no messageId",
+            ),
+            (
+                json!({"detail-type": "Object Created", "source": "aws.s3", "detail": {}}),
+                r#"EventBridge detail-type "Object Created" is not "Scheduled Event""#,
             ),
         ] {
             let err = parse(&bad).unwrap_err().to_string();
