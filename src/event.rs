@@ -5,7 +5,7 @@ use crate::redrive::Incoming;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// The work one invocation does.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,6 +29,8 @@ pub enum Invocation {
 )]
 pub struct EventError(pub String);
 
+/// What `event` asks for. The platforms' events are told apart by their envelope's key: SQS's
+/// `Records`, EventBridge's `detail-type`; any other object is one of our manual actions.
 pub fn parse(event: &Value) -> Result<Invocation, EventError> {
     let Some(obj) = event.as_object() else {
         return Err(EventError(format!(
@@ -37,11 +39,17 @@ pub fn parse(event: &Value) -> Result<Invocation, EventError> {
         )));
     };
     if obj.contains_key("Records") {
-        return sqs(event);
+        sqs(event)
+    } else if obj.contains_key("detail-type") {
+        scheduled(event)
+    } else {
+        manual(obj)
     }
-    if obj.contains_key("detail-type") {
-        return scheduled(event);
-    }
+}
+
+/// `{"action": …}` with only the keys that action takes. Hand-checked rather than derived so
+/// that each refusal says which key or value is wrong in the event's own terms.
+fn manual(obj: &Map<String, Value>) -> Result<Invocation, EventError> {
     let flag = |key: &str| -> Result<Option<bool>, EventError> {
         match obj.get(key) {
             None | Some(Value::Null) => Ok(None),
@@ -230,6 +238,16 @@ mod tests {
                 json!({"action": "sync", "ful": true}),
                 r#"unknown key "ful" for action "sync""#,
             ),
+            (json!({"action": "dance"}), r#"unknown action "dance""#),
+            (
+                json!({"action": "sync", "full": "yes"}),
+                r#""full" must be true or false, got "yes""#,
+            ),
+            (
+                json!({"action": "redrive", "max_messages": 0}),
+                r#""max_messages" must be a whole number above 0, got 0"#,
+            ),
+            (json!({}), r#"no "action" and no "detail-type""#),
             (
                 json!({"Records": [{"eventSource": "aws:s3", "messageId": "x"}]}),
                 r#"record 0 is not from SQS (eventSource "aws:s3")"#,
