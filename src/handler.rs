@@ -12,6 +12,7 @@ use crate::secrets::{SecretError, SecretSource, SecretsManagerSource};
 use crate::sync::report::{CycleReport, Reason, Status};
 use crate::sync::{CycleRequest, Engine, Settings};
 use crate::watermark::DynamoDbStateStore;
+use aws_lambda_events::event::sqs::SqsBatchResponse;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::sync::Arc;
@@ -140,8 +141,10 @@ impl App {
                     let platforms = self.platforms(false).await?;
                     let (keep, report) = redrive::sqs_batch(&self.redrive(&platforms), &messages, &self.parking(), deadline).await;
                     tracing::info!(target: "redrive_report", report = %serde_json::to_string(&report).unwrap_or_default(), "SQS redrive finished");
-                    let failures: Vec<Value> = keep.into_iter().map(|id| serde_json::json!({ "itemIdentifier": id })).collect();
-                    Ok(serde_json::json!({ "batchItemFailures": failures }))
+                    // The messages kept go back to the queue; the rest are deleted by Lambda.
+                    let mut response = SqsBatchResponse::default();
+                    response.set_failures(keep);
+                    Ok(serde_json::to_value(response).expect("a batch response serializes"))
                 }
                 Invocation::Purge { dry_run } => {
                     let platforms = self.platforms(false).await?;
