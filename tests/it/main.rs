@@ -3,6 +3,7 @@
 
 mod archival;
 mod aws;
+mod cli;
 mod cycle;
 mod faults;
 mod harness;
