@@ -1,57 +1,54 @@
 //! The `disposition-sync` binary: the Lambda function, or one local invocation of it.
 
+use clap::{Parser, Subcommand};
 use disposition_sync::config::Config;
 use disposition_sync::handler::App;
 use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-const HELP: &str = "\
-disposition-sync: mirrors NICE CXone disposition codes into Salesforce.
+/// disposition-sync: mirrors NICE CXone disposition codes into Salesforce.
+#[derive(Parser)]
+#[command(
+    override_usage = "disposition-sync             Run as an AWS Lambda function (when AWS_LAMBDA_RUNTIME_API is set)\n       \
+                      disposition-sync <COMMAND>",
+    flatten_help = true,
+    arg_required_else_help = true,
+    after_help = "Configuration comes from environment variables (SECRET_ID, STATE_TABLE, DLQ_URL, \
+                  SF_LOGIN_URL, ...; see the README). AWS endpoints and region come from the SDK's \
+                  standard settings (AWS_REGION, AWS_ENDPOINT_URL)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-USAGE:
-    disposition-sync                      Run as an AWS Lambda function (when AWS_LAMBDA_RUNTIME_API is set)
-    disposition-sync invoke --event FILE [--timeout-seconds N]
-                                          Run the handler once on the event in FILE (`-` for stdin), print its
-                                          JSON response on stdout, log on stderr; exit 0 when the handler
-                                          returned Ok, 1 otherwise. --timeout-seconds gives the run a deadline
-                                          like a Lambda timeout (default: none; the lease then lasts 15 min)
-    disposition-sync --help               Show this help
-
-Configuration comes from environment variables (SECRET_ID, STATE_TABLE, DLQ_URL, SF_LOGIN_URL, ...; see the
-README). AWS endpoints and region come from the SDK's standard settings (AWS_REGION, AWS_ENDPOINT_URL).";
+#[derive(Subcommand)]
+enum Command {
+    /// Run the handler once on the event, as the Lambda runtime would: its JSON response goes to
+    /// stdout, the log to stderr; exits 0 when the handler returned Ok, 1 otherwise
+    Invoke {
+        /// The event: a JSON file, or `-` for stdin
+        #[arg(long, value_name = "FILE")]
+        event: PathBuf,
+        /// Give the run a deadline like a Lambda timeout (default: none; the lease then lasts 15 min)
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        timeout_seconds: Option<u64>,
+    },
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     disposition_sync::telemetry::init();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() && args.is_empty() {
+    // Lambda starts the binary without arguments; anywhere else a bare run prints the help.
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() && std::env::args_os().len() == 1 {
         return run_lambda().await;
     }
-    match args
-        .iter()
-        .map(String::as_str)
-        .collect::<Vec<_>>()
-        .as_slice()
-    {
-        ["--help"] | ["-h"] | ["help"] => {
-            println!("{HELP}");
-            ExitCode::SUCCESS
-        }
-        ["invoke", "--event", path] => invoke(path, None).await,
-        ["invoke", "--event", path, "--timeout-seconds", secs]
-        | ["invoke", "--timeout-seconds", secs, "--event", path] => match secs.parse::<u64>() {
-            Ok(secs) if secs > 0 => invoke(path, Some(secs)).await,
-            _ => {
-                eprintln!(
-                    "--timeout-seconds needs a whole number of seconds above 0, got {secs:?}"
-                );
-                ExitCode::from(2)
-            }
-        },
-        _ => {
-            eprintln!("{HELP}");
-            ExitCode::from(2)
-        }
+    match Cli::parse().command {
+        Command::Invoke {
+            event,
+            timeout_seconds,
+        } => invoke(&event, timeout_seconds).await,
     }
 }
 
@@ -84,10 +81,10 @@ async fn run_lambda() -> ExitCode {
 }
 
 /// Runs the same handler once, as the Lambda runtime would with a default context.
-async fn invoke(path: &str, timeout_seconds: Option<u64>) -> ExitCode {
+async fn invoke(path: &Path, timeout_seconds: Option<u64>) -> ExitCode {
     let deadline =
         timeout_seconds.map(|s| chrono::Utc::now() + chrono::Duration::seconds(s as i64));
-    let text = if path == "-" {
+    let text = if path == Path::new("-") {
         let mut s = String::new();
         std::io::stdin().read_to_string(&mut s).map(|_| s)
     } else {
@@ -99,7 +96,7 @@ async fn invoke(path: &str, timeout_seconds: Option<u64>) -> ExitCode {
     {
         Ok(event) => event,
         Err(e) => {
-            eprintln!("cannot read the event {path}: {e}");
+            eprintln!("cannot read the event {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     };
