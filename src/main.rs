@@ -108,24 +108,16 @@ async fn invoke(path: &Path, timeout_seconds: Option<u64>) -> ExitCode {
         }
     };
     let request_id = uuid::Uuid::new_v4().to_string();
-    match app.handle(event, &request_id, deadline).await {
-        Ok(response) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&response).expect("JSON serializes")
-            );
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            let diagnostic = lambda_runtime::Diagnostic::from(e);
-            let body = serde_json::json!({"errorType": diagnostic.error_type, "errorMessage": diagnostic.error_message});
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&body).expect("JSON serializes")
-            );
-            ExitCode::FAILURE
-        }
-    }
+    // An error prints the body Lambda reports for a failed invocation ({errorType, errorMessage}).
+    let (body, code) = match app.handle(event, &request_id, deadline).await {
+        Ok(response) => (serde_json::to_string_pretty(&response), ExitCode::SUCCESS),
+        Err(e) => (
+            serde_json::to_string_pretty(&lambda_runtime::Diagnostic::from(e)),
+            ExitCode::FAILURE,
+        ),
+    };
+    println!("{}", body.expect("JSON serializes"));
+    code
 }
 
 async fn start() -> Result<App, String> {
