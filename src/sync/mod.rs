@@ -15,12 +15,13 @@
 //! [`StateStore`] and [`DeadLetterQueue`] traits. The [`report`] is its response.
 
 pub mod lease;
+mod letters;
 pub mod plan;
 pub mod report;
 pub mod writer;
 
 use crate::cxone::{CxoneError, DispositionSource};
-use crate::dlq::{DeadLetter, DeadLetterKind, DeadLetterQueue, RecordError};
+use crate::dlq::{DeadLetter, DeadLetterQueue};
 use crate::domain::{DispositionId, SourceRecord, format_ts};
 use crate::mapping::RulesCache;
 use crate::record::Target;
@@ -120,6 +121,41 @@ struct Leased {
     released: SyncState,
     now: DateTime<Utc>,
     full: bool,
+}
+
+impl Leased {
+    /// The state the cycle leaves: the watermark advanced over the versions that are `done`
+    /// (held where it was when `hold`), the overlap memory, and the time of a complete full
+    /// snapshot.
+    fn next_state(
+        self,
+        versions: &[Version],
+        done: &HashSet<DispositionId>,
+        hold: bool,
+        complete: bool,
+        overlap: Duration,
+    ) -> SyncState {
+        let before = &self.held.before;
+        let watermark = if hold {
+            before.watermark
+        } else {
+            safe_watermark(versions, before.watermark, |v| {
+                before.already_written(v) || done.contains(&v.id)
+            })
+        };
+        let mut next = self.released;
+        next.watermark = watermark;
+        next.recent = remember(
+            &before.recent,
+            versions.iter().filter(|v| done.contains(&v.id)),
+            watermark,
+            overlap,
+        );
+        if self.full && complete {
+            next.last_full_sync = Some(self.now);
+        }
+        next
+    }
 }
 
 impl Engine<'_> {
@@ -319,30 +355,14 @@ impl Engine<'_> {
         if dlq_ok {
             done.extend(dead);
         }
-        let before = &leased.held.before;
-        let watermark = if dlq_ok {
-            safe_watermark(versions, before.watermark, |v| {
-                before.already_written(v) || done.contains(&v.id)
-            })
-        } else {
-            before.watermark
-        };
-        let mut next = leased.released;
-        next.watermark = watermark;
-        next.recent = remember(
-            &before.recent,
-            versions.iter().filter(|v| done.contains(&v.id)),
-            watermark,
-            self.settings.overlap,
-        );
         let complete = dlq_ok
             && outcome.stop.is_none()
             && outcome.exhausted == 0
             && report.failed == report.dead_lettered;
-        if leased.full && complete {
-            next.last_full_sync = Some(leased.now);
-        }
-        if let Err(e) = self.state.save(&next, leased.held.version).await {
+        let version = leased.held.version;
+        let next = leased.next_state(versions, &done, !dlq_ok, complete, self.settings.overlap);
+        let watermark = next.watermark;
+        if let Err(e) = self.state.save(&next, version).await {
             let reason = format!("the watermark was not advanced: {e}");
             return (Status::Failed, Some(Reason::StateConflict(reason)));
         }
@@ -401,79 +421,6 @@ impl Engine<'_> {
             tracing::warn!(error = %e, "could not refresh the Salesforce API usage reading");
         }
         writer.write(writes, stop_at).await
-    }
-
-    fn letter_malformed(
-        &self,
-        cycle_id: &str,
-        raw: serde_json::Value,
-        reason: String,
-    ) -> DeadLetter {
-        let error = RecordError {
-            code: "UNMAPPABLE_RECORD".into(),
-            message: reason,
-            fields: vec![],
-        };
-        // The guide's field names: what could be read of a record that failed validation.
-        let external_id = match raw.get("id") {
-            Some(serde_json::Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
-        let last_modified = raw
-            .get("last_modified_date")
-            .and_then(serde_json::Value::as_str)
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc));
-        tracing::warn!(external_id = ?external_id, code = %error.code, reason = %error.message, "CXone record cannot be mapped; dead-lettering it");
-        DeadLetter {
-            external_id,
-            last_modified,
-            source: raw,
-            ..self.letter(DeadLetterKind::Unmappable, cycle_id, error, 1)
-        }
-    }
-
-    fn letter_unmappable(&self, cycle_id: &str, latest: Latest, error: RecordError) -> DeadLetter {
-        let d = &latest.disposition;
-        tracing::warn!(external_id = %d.id, code = %error.code, reason = %error.message, "CXone record cannot be mapped; dead-lettering it");
-        DeadLetter {
-            external_id: Some(d.id.to_string()),
-            last_modified: Some(d.last_modified),
-            source: latest.raw,
-            ..self.letter(DeadLetterKind::Unmappable, cycle_id, error, 1)
-        }
-    }
-
-    fn letter_rejected(&self, cycle_id: &str, write: &Write, r: &writer::Rejection) -> DeadLetter {
-        let (last_modified, source) = match write {
-            Write::Code {
-                disposition, raw, ..
-            } => (Some(disposition.last_modified), raw.clone()),
-            Write::StaleFlag { .. } => (None, serde_json::Value::Null),
-        };
-        DeadLetter {
-            external_id: Some(write.external_id().to_string()),
-            last_modified,
-            payload: serde_json::to_value(write.sobject(&self.settings.target)).ok(),
-            source,
-            ..self.letter(
-                DeadLetterKind::Rejected,
-                cycle_id,
-                r.error.clone(),
-                r.attempts,
-            )
-        }
-    }
-
-    fn letter(
-        &self,
-        kind: DeadLetterKind,
-        cycle_id: &str,
-        error: RecordError,
-        attempts: u32,
-    ) -> DeadLetter {
-        DeadLetter::new(kind, &self.settings.sync_id, cycle_id, error, attempts)
     }
 }
 
