@@ -89,7 +89,8 @@ pub fn safe_watermark(
 }
 
 /// The overlap memory after a cycle: the versions the next cycle's overlap window will see
-/// again (newer than `watermark − overlap`), newest first, at most [`MAX_RECENT`].
+/// again (at or after `watermark − overlap`: the listing is inclusive), newest first, at most
+/// [`MAX_RECENT`].
 pub fn remember<'a>(
     previous: &BTreeMap<VersionMark, DateTime<Utc>>,
     done: impl Iterator<Item = &'a Version>,
@@ -102,8 +103,10 @@ pub fn remember<'a>(
     let horizon = watermark - chrono::Duration::from_std(overlap).unwrap_or_default();
     let mut merged = previous.clone();
     merged.extend(done.map(|v| (v.mark(), v.last_modified)));
-    let mut kept: Vec<(VersionMark, DateTime<Utc>)> =
-        merged.into_iter().filter(|(_, lm)| *lm > horizon).collect();
+    let mut kept: Vec<(VersionMark, DateTime<Utc>)> = merged
+        .into_iter()
+        .filter(|(_, lm)| *lm >= horizon)
+        .collect();
     kept.sort_by_key(|entry| std::cmp::Reverse(entry.1));
     kept.truncate(MAX_RECENT);
     kept.into_iter().collect()
@@ -604,11 +607,12 @@ mod advance_tests {
 
     #[test]
     fn recent_keeps_only_the_overlap_window() {
-        let records = [v("a", 0), v("b", 50), v("c", 100)];
+        let records = [v("a", 0), v("b", 40), v("c", 100)];
         let kept = remember(
             &BTreeMap::new(),
             records.iter(),
             Some(records[2].last_modified),
+            // "b" lies exactly on the window's inclusive edge: the next listing returns it.
             Duration::from_secs(60),
         );
         let expected: BTreeMap<_, _> = records[1..]

@@ -6,6 +6,7 @@ mod aws;
 mod cli;
 mod cycle;
 mod faults;
+mod hardening;
 mod harness;
 mod kill;
 mod metadata;
