@@ -40,6 +40,8 @@ pub struct Config {
     pub sf_external_id_field: String,
     /// `OVERLAP_SECONDS` (60).
     pub overlap: Duration,
+    /// `CLOCK_SKEW_SECONDS` (5, at most 300): how far CXone's clock may run ahead of ours.
+    pub clock_skew: Duration,
     /// `FULL_RECONCILE_HOURS` (24).
     pub full_reconcile: Duration,
     /// `CXONE_PAGE_SIZE` (100).
@@ -180,6 +182,13 @@ impl Config {
                 }
             })?,
         };
+        let clock_skew = number("CLOCK_SKEW_SECONDS", 5)?;
+        if clock_skew > 300 {
+            return Err(ConfigError::Invalid {
+                name: "CLOCK_SKEW_SECONDS",
+                reason: format!("must be at most 300, got {clock_skew}"),
+            });
+        }
         let retention_days = number("RETENTION_DAYS", 365)?;
         if retention_days < 365 {
             return Err(ConfigError::Invalid {
@@ -233,6 +242,7 @@ impl Config {
             sf_external_id_field: get("SF_EXTERNAL_ID_FIELD")
                 .unwrap_or_else(|| "CXone_DispositionId__c".into()),
             overlap: Duration::from_secs(number("OVERLAP_SECONDS", 60)?),
+            clock_skew: Duration::from_secs(clock_skew),
             full_reconcile: Duration::from_secs(positive("FULL_RECONCILE_HOURS", 24)? * 3600),
             cxone_page_size: positive("CXONE_PAGE_SIZE", 100)?.min(u32::MAX as u64) as u32,
             sf_batch_size: sf_batch_size as usize,

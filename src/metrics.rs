@@ -153,6 +153,7 @@ mod tests {
             truncated: 0,
             reconcile: None,
             reason,
+            state_repairs: vec![],
         }
     }
 

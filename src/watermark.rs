@@ -46,6 +46,43 @@ impl VersionMark {
 }
 
 impl SyncState {
+    /// Clears the times that lie in the future, which only a clock error or a corrupt item can
+    /// put there: a watermark or full-sync time past `limit` (it would hide every later edit, or
+    /// disable reconciliation), a cycle start past `limit` (it would skip every cycle), a lease
+    /// expiring past `lease_limit` (no invocation runs that long). Returns what it cleared, in
+    /// words, for the report.
+    pub fn clear_future_times(
+        &mut self,
+        limit: DateTime<Utc>,
+        lease_limit: DateTime<Utc>,
+    ) -> Vec<String> {
+        let mut cleared = Vec::new();
+        let mut check = |name: &str, time: &mut Option<DateTime<Utc>>, limit: DateTime<Utc>| {
+            if let Some(t) = *time
+                && t > limit
+            {
+                cleared.push(format!(
+                    "{name} {} lay in the future (after {}); treated as corrupt and cleared",
+                    format_ts(t),
+                    format_ts(limit)
+                ));
+                *time = None;
+            }
+        };
+        check("watermark", &mut self.watermark, limit);
+        check("last_full_sync", &mut self.last_full_sync, limit);
+        check("last_cycle_started", &mut self.last_cycle_started, limit);
+        let mut lease_expires = self.lease.as_ref().map(|l| l.expires);
+        check("lease_expires", &mut lease_expires, lease_limit);
+        if lease_expires.is_none() {
+            self.lease = None;
+        }
+        for line in &cleared {
+            tracing::error!(problem = %line, "the state item holds a time in the future");
+        }
+        cleared
+    }
+
     /// Whether this version was already written (it is in the overlap memory).
     pub fn already_written(&self, version: &Version) -> bool {
         self.recent.contains_key(&version.mark())
@@ -70,16 +107,18 @@ impl Version {
 const MAX_RECENT: usize = 16_000;
 
 /// The newest timestamp the watermark may take: it advances over whole groups of versions with
-/// the same timestamp, in time order, and stops before the first group with a version not done.
-/// It never moves backwards.
+/// the same timestamp, in time order, and stops before the first group with a version not done
+/// or later than `limit` (the time the cycle observed: a future-dated record must not hide the
+/// edits made before its time). It never moves backwards.
 pub fn safe_watermark(
     sorted: &[Version],
     current: Option<DateTime<Utc>>,
+    limit: DateTime<Utc>,
     done: impl Fn(&Version) -> bool,
 ) -> Option<DateTime<Utc>> {
     let mut watermark = current;
     for group in sorted.chunk_by(|a, b| a.last_modified == b.last_modified) {
-        if !group.iter().all(&done) {
+        if group[0].last_modified > limit || !group.iter().all(&done) {
             break;
         }
         let ts = group[0].last_modified;
@@ -590,18 +629,51 @@ mod advance_tests {
     #[test]
     fn watermark_stops_before_the_first_unfinished_timestamp() {
         let records = vec![v("a", 1), v("b", 2), v("c", 2), v("e", 3)];
-        let all = safe_watermark(&records, None, |_| true);
+        let end = records[3].last_modified;
+        let all = safe_watermark(&records, None, end, |_| true);
         assert_eq!(all, Some(records[3].last_modified));
         // "c" shares its timestamp with "b": neither may be passed.
-        let partial = safe_watermark(&records, None, |x| x.id.as_str() != "c");
+        let partial = safe_watermark(&records, None, end, |x| x.id.as_str() != "c");
         assert_eq!(partial, Some(records[0].last_modified));
-        let none = safe_watermark(&records, Some(records[0].last_modified), |x| {
+        let none = safe_watermark(&records, Some(records[0].last_modified), end, |x| {
             x.id.as_str() != "a"
         });
         assert_eq!(
             none,
             Some(records[0].last_modified),
             "never moves backwards, never passes a"
+        );
+    }
+
+    #[test]
+    fn watermark_never_passes_the_time_the_cycle_observed() {
+        let records = vec![v("a", 1), v("b", 2), v("future", 1_000_000)];
+        let observed = records[1].last_modified;
+        assert_eq!(
+            safe_watermark(&records, None, observed, |_| true),
+            Some(observed)
+        );
+    }
+
+    #[test]
+    fn times_in_the_future_are_cleared_and_named() {
+        let now = v("x", 0).last_modified;
+        let far = now + chrono::Duration::days(3000);
+        let mut state = SyncState {
+            watermark: Some(far),
+            last_full_sync: Some(now),
+            lease: Some(Lease {
+                owner: "ghost".into(),
+                expires: far,
+            }),
+            ..SyncState::default()
+        };
+        let cleared = state.clear_future_times(now, now + chrono::Duration::minutes(20));
+        assert_eq!(cleared.len(), 2, "{cleared:?}");
+        assert!(cleared[0].starts_with("watermark") && cleared[1].starts_with("lease_expires"));
+        assert_eq!(
+            (state.watermark, state.lease, state.last_full_sync),
+            (None, None, Some(now))
         );
     }
 

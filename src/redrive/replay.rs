@@ -64,7 +64,16 @@ impl Redrive<'_> {
             Err(e) => return defer_all(messages, Reason::StateUnavailable(e.to_string())),
         };
         let holder = Holder::Redrive { id: &owner };
-        let held = match lease::take(self.state, stored, holder, Utc::now(), deadline).await {
+        let held = match lease::take(
+            self.state,
+            stored,
+            holder,
+            Utc::now(),
+            deadline,
+            self.settings.clock_skew,
+        )
+        .await
+        {
             Ok(held) => held,
             Err(reason) => return defer_all(messages, reason),
         };

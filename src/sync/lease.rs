@@ -25,22 +25,29 @@ pub enum Holder<'a> {
     Redrive { id: &'a str },
 }
 
-/// A lease this invocation holds: the state as it was before, and the version every later
-/// write is conditioned on.
+/// A lease this invocation holds: the state as it was before (less any time in the future),
+/// and the version every later write is conditioned on.
 pub struct Held {
     pub before: SyncState,
     pub version: u64,
+    /// The state's times that lay in the future and were cleared, in words.
+    pub repairs: Vec<String>,
 }
 
-/// Takes the lease on `stored` (the state just read) until `deadline`, or says why not.
+/// Takes the lease on `stored` (the state just read) until `deadline`, or says why not. Times
+/// in the state later than `now + clock_skew` (a lease: later than the longest lease) are
+/// corrupt: they are cleared, and the cycle that takes the lease writes the state without them.
 pub async fn take(
     store: &dyn StateStore,
     stored: Versioned,
     holder: Holder<'_>,
     now: DateTime<Utc>,
     deadline: Option<DateTime<Utc>>,
+    clock_skew: Duration,
 ) -> Result<Held, Reason> {
-    let before = stored.state;
+    let mut before = stored.state;
+    let skew = chrono::Duration::from_std(clock_skew).unwrap_or_default();
+    let repairs = before.clear_future_times(now + skew, now + UNBOUNDED_LEASE + skew);
     if let Some(lease) = &before.lease
         && lease.expires > now
     {
@@ -75,7 +82,11 @@ pub async fn take(
         expires: deadline.unwrap_or(now + UNBOUNDED_LEASE),
     });
     match store.save(&leased, stored.version).await {
-        Ok(version) => Ok(Held { before, version }),
+        Ok(version) => Ok(Held {
+            before,
+            version,
+            repairs,
+        }),
         Err(StateError::Conflict { .. }) => Err(Reason::LeaseTaken),
         Err(e) => Err(Reason::StateUnavailable(e.to_string())),
     }

@@ -53,6 +53,9 @@ pub struct Settings {
     pub deadline_margin: Duration,
     /// Refuse a cycle that would archive or flag more than this share of the active records.
     pub max_archive_percent: u32,
+    /// `CLOCK_SKEW_SECONDS`: how far CXone's clock may run ahead of ours. The watermark never
+    /// passes the cycle's start plus this, and state times beyond it are corrupt.
+    pub clock_skew: Duration,
     /// `RETENTION_DAYS`: archived codes older than this are left purged by reconciliation.
     pub retention: chrono::Duration,
 }
@@ -75,6 +78,7 @@ impl Settings {
             api_budget_percent: c.sf_api_budget_percent,
             deadline_margin: c.http_timeout + Duration::from_secs(5),
             max_archive_percent: c.max_archive_percent,
+            clock_skew: c.clock_skew,
             retention: chrono::Duration::days(c.retention_days as i64),
         }
     }
@@ -133,13 +137,15 @@ impl Leased {
         done: &HashSet<DispositionId>,
         hold: bool,
         complete: bool,
-        overlap: Duration,
+        settings: &Settings,
     ) -> SyncState {
         let before = &self.held.before;
+        let observed =
+            self.now + chrono::Duration::from_std(settings.clock_skew).unwrap_or_default();
         let watermark = if hold {
             before.watermark
         } else {
-            safe_watermark(versions, before.watermark, |v| {
+            safe_watermark(versions, before.watermark, observed, |v| {
                 before.already_written(v) || done.contains(&v.id)
             })
         };
@@ -149,7 +155,7 @@ impl Leased {
             &before.recent,
             versions.iter().filter(|v| done.contains(&v.id)),
             watermark,
-            overlap,
+            settings.overlap,
         );
         if self.full && complete {
             next.last_full_sync = Some(self.now);
@@ -191,6 +197,7 @@ impl Engine<'_> {
             Ok(held) => held,
             Err(ending) => return ending,
         };
+        report.state_repairs = held.repairs.clone();
         // What the item holds once this cycle lets go: no lease (a stale one taken over included).
         let mut released = held.before.clone();
         released.lease = None;
@@ -270,7 +277,8 @@ impl Engine<'_> {
             id: &report.cycle_id,
             min_poll_interval: (!request.retry).then_some(self.settings.min_poll_interval),
         };
-        lease::take(self.state, stored, holder, now, request.deadline)
+        let skew = self.settings.clock_skew;
+        lease::take(self.state, stored, holder, now, request.deadline, skew)
             .await
             .map_err(|reason| match reason {
                 Reason::StateUnavailable(_) => (Status::Failed, Some(reason)),
@@ -360,7 +368,7 @@ impl Engine<'_> {
             && outcome.exhausted == 0
             && report.failed == report.dead_lettered;
         let version = leased.held.version;
-        let next = leased.next_state(versions, &done, !dlq_ok, complete, self.settings.overlap);
+        let next = leased.next_state(versions, &done, !dlq_ok, complete, self.settings);
         let watermark = next.watermark;
         if let Err(e) = self.state.save(&next, version).await {
             let reason = format!("the watermark was not advanced: {e}");

@@ -53,6 +53,9 @@ pub struct CycleReport {
     pub reconcile: Option<Reconcile>,
     /// Why the cycle was skipped, failed or stopped early; `null` when it ran to completion.
     pub reason: Option<Reason>,
+    /// Times in the state item that lay in the future and were cleared (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub state_repairs: Vec<String>,
 }
 
 impl CycleReport {
@@ -81,6 +84,7 @@ impl CycleReport {
             truncated: 0,
             reconcile: None,
             reason: None,
+            state_repairs: vec![],
         }
     }
 
