@@ -5,10 +5,10 @@
 //! snake_case records, client-credentials OAuth). The real CXone Admin API differs in auth,
 //! paging and field names; it will be a second implementation of the same trait.
 
-use crate::config::{Config, join};
+use crate::config::Config;
 use crate::domain::{Disposition, DispositionId, SourceRecord, format_ts};
 use crate::http::{
-    describe_transport_error, json_type, oauth_error, snippet, token_field, token_request,
+    describe_transport_error, join, json_type, oauth_error, snippet, token_field, token_request,
 };
 use crate::retry::{self, Class};
 use crate::secrets::ClientCredentials;

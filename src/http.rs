@@ -1,9 +1,53 @@
-//! HTTP plumbing shared by both platform clients: the OAuth client-credentials request, and
-//! describing failures without ever echoing a credential.
+//! HTTP plumbing shared by both platform clients: the URL rules (HTTPS only, paths joined onto a
+//! base), the OAuth client-credentials request, and describing failures without ever echoing a
+//! credential.
 
+use crate::config::ConfigError;
 use crate::token::AuthError;
 use reqwest::Url;
 use serde_json::Value;
+use std::net::IpAddr;
+
+/// Appends `path` to `base`, keeping any path prefix the base already has.
+pub fn join(base: &Url, path: &str) -> Url {
+    let mut s = base.as_str().trim_end_matches('/').to_owned();
+    s.push('/');
+    s.push_str(path.trim_start_matches('/'));
+    Url::parse(&s).expect("joining a path to a valid URL stays valid")
+}
+
+/// Accepts `https://` anywhere and `http://` only for loopback hosts (local runs).
+pub fn parse_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value).map_err(|e| ConfigError::Invalid {
+        name,
+        reason: format!("not a URL ({e}): {value:?}"),
+    })?;
+    check_transport(&url).map_err(|reason| ConfigError::Invalid { name, reason })?;
+    Ok(url)
+}
+
+/// The HTTPS-only rule, also applied to URLs that arrive at run time (Salesforce `instance_url`).
+pub fn check_transport(url: &Url) -> Result<(), String> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if is_loopback(url) => Ok(()),
+        "http" => Err(format!(
+            "{url} uses http://, which is allowed only for loopback hosts; use https://"
+        )),
+        other => Err(format!(
+            "{url} has scheme {other:?}; only https:// is allowed"
+        )),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    }
+}
 
 /// POSTs an OAuth token request (`form`) and returns the JSON body of a success. A transport
 /// failure or a 5xx is `Unavailable` (worth retrying); any other refusal is `Rejected`, with the

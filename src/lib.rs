@@ -7,7 +7,7 @@
 //! - [`secrets`]: the credentials secret, with redacted `Debug`.
 //! - [`domain`]: validated domain types (`DispositionId`, `Disposition`).
 //! - [`retry`]: which failures are retried, and the backoff curves.
-//! - [`http`]: HTTP plumbing both clients share (OAuth token request, error text).
+//! - [`http`]: HTTP plumbing both clients share (URL rules, OAuth token request, error text).
 //! - [`token`]: OAuth token cache shared by both platform clients.
 //! - [`cxone`]: the CXone client (the source of dispositions).
 //! - [`salesforce`]: the Salesforce client (sObject Collections upsert, query, describe).

@@ -5,9 +5,11 @@
 //! external ID (`PATCH /composite/sobjects/{object}/{field}`, up to 200 records a call), reading
 //! every per-record result, because HTTP 200 does not mean the records were written.
 
-use crate::config::{Config, check_transport, join};
+use crate::config::Config;
 use crate::dlq::RecordError;
-use crate::http::{describe_transport_error, snippet, token_field, token_request};
+use crate::http::{
+    check_transport, describe_transport_error, join, snippet, token_field, token_request,
+};
 use crate::retry::{self, Class};
 use crate::secrets::{ClientCredentials, SecretString};
 use crate::token::{AuthError, IssuedToken, TokenCache, TokenFetcher};
