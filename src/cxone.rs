@@ -16,6 +16,7 @@ use crate::token::{AuthError, IssuedToken, TokenCache, TokenFetcher};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::{StatusCode, Url};
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -361,7 +362,10 @@ impl TokenFetcher for CxoneTokenFetcher {
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.credentials.client_id.as_str()),
-            ("client_secret", self.credentials.client_secret.expose()),
+            (
+                "client_secret",
+                self.credentials.client_secret.expose_secret(),
+            ),
             ("scope", CXONE_SCOPE),
         ];
         let body = token_request(&self.http, &self.url, PLATFORM, &form).await?;
@@ -371,7 +375,7 @@ impl TokenFetcher for CxoneTokenFetcher {
             .and_then(Value::as_u64)
             .unwrap_or(3600);
         Ok(IssuedToken {
-            access_token: crate::secrets::SecretString::new(access_token),
+            access_token: access_token.into(),
             lifetime: Duration::from_secs(lifetime),
             instance_url: None,
         })

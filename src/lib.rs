@@ -4,7 +4,7 @@
 //!
 //! # Layout
 //! - [`config`]: settings from environment variables, validated once at start.
-//! - [`secrets`]: the credentials secret, with redacted `Debug`.
+//! - [`secrets`]: the credentials secret, held in `secrecy` types (redacted `Debug`).
 //! - [`domain`]: validated domain types (`DispositionId`, `Disposition`).
 //! - [`retry`]: which failures are retried, and the backoff curves.
 //! - [`http`]: HTTP plumbing both clients share (URL rules, OAuth token request, error text).

@@ -11,10 +11,11 @@ use crate::http::{
     check_transport, describe_transport_error, join, snippet, token_field, token_request,
 };
 use crate::retry::{self, Class};
-use crate::secrets::{ClientCredentials, SecretString};
+use crate::secrets::ClientCredentials;
 use crate::token::{AuthError, IssuedToken, TokenCache, TokenFetcher};
 use async_trait::async_trait;
 use reqwest::{Method, StatusCode, Url};
+use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -528,7 +529,10 @@ impl TokenFetcher for SalesforceTokenFetcher {
         let form = [
             ("grant_type", "client_credentials"),
             ("client_id", self.credentials.client_id.as_str()),
-            ("client_secret", self.credentials.client_secret.expose()),
+            (
+                "client_secret",
+                self.credentials.client_secret.expose_secret(),
+            ),
         ];
         let body = token_request(&self.http, &self.url, PLATFORM, &form).await?;
         let access_token = token_field(&body, "access_token", PLATFORM)?;
@@ -543,7 +547,7 @@ impl TokenFetcher for SalesforceTokenFetcher {
             reason,
         })?;
         Ok(IssuedToken {
-            access_token: SecretString::new(access_token),
+            access_token: access_token.into(),
             lifetime: self.ttl,
             instance_url: Some(instance_url),
         })

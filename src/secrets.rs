@@ -1,41 +1,22 @@
 //! Credentials for both platforms, read from one Secrets Manager secret.
 //!
-//! Secret values never reach a log line: `Debug` is redacted, and parse errors name the missing
-//! key, never a value.
+//! Secret values never reach a log line: they are [`SecretString`]s, whose `Debug` is redacted
+//! and whose value is read only through `expose_secret`, and parse errors name the missing key,
+//! never a value.
 
 use async_trait::async_trait;
+use secrecy::SecretString;
 use serde_json::Value;
-use std::fmt;
-
-/// A string that must never be printed.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretString(String);
-
-impl SecretString {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-    /// The only way to read the value: call sites that need it are easy to find.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for SecretString {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretString(<redacted>)")
-    }
-}
 
 /// An OAuth client id and secret.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct ClientCredentials {
     pub client_id: String,
     pub client_secret: SecretString,
 }
 
 /// The parsed secret: `{"cxone": {"client_id", "client_secret"}, "salesforce": {...}}`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct Credentials {
     pub cxone: ClientCredentials,
     pub salesforce: ClientCredentials,
@@ -71,7 +52,7 @@ impl Credentials {
         let client = |platform: &str| -> Result<ClientCredentials, SecretError> {
             Ok(ClientCredentials {
                 client_id: field(platform, "client_id")?,
-                client_secret: SecretString::new(field(platform, "client_secret")?),
+                client_secret: field(platform, "client_secret")?.into(),
             })
         };
         Ok(Self {
@@ -126,6 +107,7 @@ impl SecretSource for SecretsManagerSource {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use secrecy::ExposeSecret;
 
     const FULL: &str = r#"{"cxone":{"client_id":"cx-id","client_secret":"cx-s3cret","extra":1},
         "salesforce":{"client_id":"sf-id","client_secret":"sf-s3cret"},"unknown":true}"#;
@@ -134,7 +116,7 @@ mod tests {
     fn parses_and_ignores_unknown_keys() {
         let c = Credentials::parse("s", FULL).unwrap();
         assert_eq!(c.cxone.client_id, "cx-id");
-        assert_eq!(c.salesforce.client_secret.expose(), "sf-s3cret");
+        assert_eq!(c.salesforce.client_secret.expose_secret(), "sf-s3cret");
     }
 
     #[test]
@@ -142,7 +124,7 @@ mod tests {
         let c = Credentials::parse("s", FULL).unwrap();
         let printed = format!("{c:?}");
         assert!(!printed.contains("s3cret"), "{printed}");
-        assert!(printed.contains("<redacted>"));
+        assert!(printed.contains("[REDACTED]"), "{printed}");
     }
 
     #[test]

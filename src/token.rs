@@ -8,9 +8,9 @@
 //! lock, so concurrent requests never start their own. A token endpoint that is briefly
 //! unavailable (network error, 5xx) is tried again with backoff; a refusal is not.
 
-use crate::secrets::SecretString;
 use async_trait::async_trait;
 use reqwest::Url;
+use secrecy::{ExposeSecret, SecretString};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -39,7 +39,7 @@ pub struct Token {
 
 impl Token {
     pub fn bearer(&self) -> &str {
-        self.issued.access_token.expose()
+        self.issued.access_token.expose_secret()
     }
 }
 
@@ -221,7 +221,7 @@ mod tests {
             let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
             tokio::time::sleep(Duration::from_millis(10)).await;
             Ok(IssuedToken {
-                access_token: SecretString::new(format!("t{n}")),
+                access_token: format!("t{n}").into(),
                 lifetime: self.1,
                 instance_url: None,
             })
@@ -307,7 +307,7 @@ mod tests {
             match self.0.lock().unwrap().pop() {
                 Some(e) => Err(e),
                 None => Ok(IssuedToken {
-                    access_token: SecretString::new("t"),
+                    access_token: "t".into(),
                     lifetime: Duration::from_secs(3600),
                     instance_url: None,
                 }),
