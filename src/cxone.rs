@@ -10,12 +10,12 @@ use crate::domain::{Disposition, DispositionId, SourceRecord, format_ts};
 use crate::http::{
     describe_transport_error, join, json_type, oauth_error, snippet, token_field, token_request,
 };
-use crate::retry::{self, Class};
+use crate::retry::{self, Class, Policy, Throttle, Verdict};
 use crate::secrets::ClientCredentials;
 use crate::token::{AuthError, IssuedToken, TokenCache, TokenFetcher};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use reqwest::{StatusCode, Url};
+use reqwest::{Response, StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -52,29 +52,12 @@ pub trait DispositionSource: Send + Sync {
     fn throttled_ms(&self) -> u64;
 }
 
-/// How hard the client tries before giving up on a request.
-#[derive(Clone, Debug)]
-pub struct RetryPolicy {
-    /// Attempts for transient failures (connection errors, timeouts, 5xx).
-    pub transient_attempts: u32,
-    /// First backoff step for transient failures (exponential with jitter).
-    pub transient_base: Duration,
-    /// How many 429s in a row one request may wait out.
-    pub max_throttle_waits: u32,
-    /// Wait after a 429 without `Retry-After`.
-    pub default_retry_after: Duration,
-}
-
-impl RetryPolicy {
-    pub fn from_config(config: &Config) -> Self {
-        Self {
-            transient_attempts: 4,
-            transient_base: config.retry_base_delay,
-            max_throttle_waits: 5,
-            default_retry_after: config.cxone_default_retry_after,
-        }
-    }
-}
+/// Tries per request while CXone fails transiently (connection errors, timeouts, 5xx).
+const ATTEMPTS: u32 = 4;
+/// The longest wait between two tries of a request.
+const MAX_BACKOFF: Duration = Duration::from_secs(20);
+/// How many 429s in a row one request may wait out.
+const THROTTLE_WAITS: u32 = 5;
 
 /// Client for the guide's CXone API.
 pub struct CxoneClient {
@@ -82,9 +65,10 @@ pub struct CxoneClient {
     base: Url,
     page_size: u32,
     tokens: TokenCache,
-    policy: RetryPolicy,
+    /// First backoff step when a request fails transiently.
+    retry_base: Duration,
+    throttle: Throttle,
     requests: std::sync::Arc<AtomicU64>,
-    throttled_ms: AtomicU64,
 }
 
 impl CxoneClient {
@@ -101,120 +85,95 @@ impl CxoneClient {
             base: config.cxone_base_url.clone(),
             page_size: config.cxone_page_size,
             tokens: TokenCache::new(Box::new(fetcher), config.retry_base_delay),
-            policy: RetryPolicy::from_config(config),
+            retry_base: config.retry_base_delay,
+            throttle: Throttle::new(THROTTLE_WAITS, config.cxone_default_retry_after),
             requests,
-            throttled_ms: AtomicU64::new(0),
         }
     }
 
     /// GETs `url` with the retry rules; `Ok(None)` on 404.
     async fn get_json(&self, url: Url) -> Result<Option<Value>, CxoneError> {
-        let mut transient_failures = 0;
-        let mut throttle_waits = 0;
-        let mut reauthenticated = false;
-        loop {
-            let token = self.tokens.get().await?;
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let sent = self
-                .http
-                .get(url.clone())
-                .bearer_auth(token.bearer())
-                .header("accept", "application/json")
-                .send()
-                .await;
-            let response = match sent {
-                Ok(r) => r,
-                Err(e) => {
-                    transient_failures += 1;
-                    let reason = describe_transport_error(&e);
-                    if transient_failures >= self.policy.transient_attempts {
-                        return Err(CxoneError::Unavailable {
-                            attempts: transient_failures,
-                            reason,
-                        });
-                    }
-                    tracing::warn!(%reason, attempt = transient_failures, "CXone request failed; retrying");
-                    tokio::time::sleep(retry::exponential_jitter(
-                        transient_failures,
-                        self.policy.transient_base,
-                        Duration::from_secs(20),
-                    ))
+        let policy = Policy {
+            service: "CXone",
+            attempts: ATTEMPTS,
+            backoff_base: self.retry_base,
+            backoff_cap: MAX_BACKOFF,
+            throttle: Some(&self.throttle),
+        };
+        retry::run(&policy, &self.tokens, |token| {
+            let url = url.clone();
+            async move {
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                let sent = self
+                    .http
+                    .get(url)
+                    .bearer_auth(token.bearer())
+                    .header("accept", "application/json")
+                    .send()
                     .await;
-                    continue;
-                }
-            };
-            let status = response.status();
-            if status == StatusCode::UNAUTHORIZED {
-                if reauthenticated {
-                    // A token fresh from the token endpoint is refused too: an authentication
-                    // failure (credentials revoked or rotated), not an outage.
-                    let body: Value = response.json().await.unwrap_or(Value::Null);
-                    return Err(CxoneError::Auth(AuthError::Rejected {
-                        platform: "CXone",
-                        status: 401,
-                        error: oauth_error(&body),
-                    }));
-                }
-                // The token expired or was revoked early: fetch a new one and retry once.
-                tracing::info!("CXone answered 401; refreshing the token and retrying once");
-                self.tokens.invalidate(&token).await;
-                reauthenticated = true;
-                continue;
+                classify(sent).await
             }
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                throttle_waits += 1;
-                if throttle_waits > self.policy.max_throttle_waits {
-                    return Err(CxoneError::Throttled {
-                        waits: throttle_waits - 1,
-                    });
-                }
-                let wait = retry_after(&response).unwrap_or(self.policy.default_retry_after);
-                tracing::warn!(
-                    wait_ms = wait.as_millis() as u64,
-                    "CXone throttled the request (429); waiting"
-                );
-                self.throttled_ms
-                    .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
-                tokio::time::sleep(wait).await;
-                continue;
-            }
-            if status == StatusCode::NOT_FOUND {
-                return Ok(None);
-            }
-            if status == StatusCode::NO_CONTENT {
-                return Ok(Some(Value::Array(vec![])));
-            }
-            let body = response
-                .text()
-                .await
-                .map_err(|e| CxoneError::BadResponse(e.to_string()))?;
-            if status.is_success() {
-                return serde_json::from_str(&body)
-                    .map(Some)
-                    .map_err(|e| CxoneError::BadResponse(format!("body is not JSON ({e})")));
-            }
-            if retry::http_status(status.as_u16()) == Class::Transient {
-                transient_failures += 1;
-                if transient_failures >= self.policy.transient_attempts {
-                    return Err(CxoneError::Unavailable {
-                        attempts: transient_failures,
-                        reason: format!("HTTP {status}"),
-                    });
-                }
-                tracing::warn!(%status, attempt = transient_failures, "CXone server error; retrying");
-                tokio::time::sleep(retry::exponential_jitter(
-                    transient_failures,
-                    self.policy.transient_base,
-                    Duration::from_secs(20),
-                ))
-                .await;
-                continue;
-            }
-            return Err(CxoneError::Rejected {
-                status: status.as_u16(),
-                body: snippet(&body),
-            });
+        })
+        .await
+    }
+}
+
+/// What CXone's answer to one GET means: the JSON body (`None` for 404, no records for 204), or
+/// a failure for the retry loop to act on.
+async fn classify(sent: reqwest::Result<Response>) -> Verdict<Option<Value>, CxoneError> {
+    let response = match sent {
+        Ok(response) => response,
+        Err(e) => return transient(describe_transport_error(&e)),
+    };
+    let status = response.status();
+    match status {
+        StatusCode::UNAUTHORIZED => {
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            return Verdict::Unauthorized(CxoneError::Auth(AuthError::Rejected {
+                platform: "CXone",
+                status: 401,
+                error: oauth_error(&body),
+            }));
         }
+        StatusCode::TOO_MANY_REQUESTS => {
+            return Verdict::Throttled {
+                retry_after: retry_after(&response),
+                exhausted: CxoneError::Throttled {
+                    waits: THROTTLE_WAITS,
+                },
+            };
+        }
+        StatusCode::NOT_FOUND => return Verdict::Done(None),
+        StatusCode::NO_CONTENT => return Verdict::Done(Some(Value::Array(vec![]))),
+        _ => {}
+    }
+    let body = match response.text().await {
+        Ok(body) => body,
+        Err(e) => return Verdict::Failed(CxoneError::BadResponse(e.to_string())),
+    };
+    if status.is_success() {
+        return match serde_json::from_str(&body) {
+            Ok(json) => Verdict::Done(Some(json)),
+            Err(e) => Verdict::Failed(CxoneError::BadResponse(format!("body is not JSON ({e})"))),
+        };
+    }
+    if retry::http_status(status.as_u16()) == Class::Transient {
+        return transient(format!("HTTP {status}"));
+    }
+    Verdict::Failed(CxoneError::Rejected {
+        status: status.as_u16(),
+        body: snippet(&body),
+    })
+}
+
+/// A failure worth another try; once no try is left, CXone counts as unavailable.
+fn transient<T>(reason: String) -> Verdict<T, CxoneError> {
+    Verdict::Transient {
+        exhausted: CxoneError::Unavailable {
+            attempts: ATTEMPTS,
+            reason: reason.clone(),
+        },
+        reason,
     }
 }
 
@@ -268,7 +227,7 @@ impl DispositionSource for CxoneClient {
     }
 
     fn throttled_ms(&self) -> u64 {
-        self.throttled_ms.load(Ordering::Relaxed)
+        self.throttle.waited_ms()
     }
 }
 
@@ -383,7 +342,7 @@ impl TokenFetcher for CxoneTokenFetcher {
 }
 
 /// Seconds from a `Retry-After` header (the HTTP-date form is rare for APIs and treated as absent).
-fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+fn retry_after(response: &Response) -> Option<Duration> {
     let value = response.headers().get("retry-after")?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }

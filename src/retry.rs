@@ -1,8 +1,12 @@
-//! Which failures are worth retrying: the one place that classifies errors.
+//! Retrying: which failures are worth another try (the one place that classifies errors), the
+//! backoff curves, and [`run`], the one loop that retries a request to either platform or to a
+//! token endpoint.
 //!
 //! Salesforce publishes no list of retryable codes; this follows its error-code reference:
 //! lock contention and server-side trouble pass, validation and schema errors do not.
 
+use crate::token::AuthError;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +48,152 @@ pub fn linear(attempt: u32, base: Duration) -> Duration {
 pub fn exponential_jitter(attempt: u32, base: Duration, cap: Duration) -> Duration {
     let ceiling = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
     ceiling.mul_f64(fastrand::f64())
+}
+
+/// How hard [`run`] tries one request.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Policy<'a> {
+    /// Names the service in log lines.
+    pub service: &'static str,
+    /// Tries in all while failures are transient, the first one included.
+    pub attempts: u32,
+    /// First step of the exponential backoff between transient failures.
+    pub backoff_base: Duration,
+    /// The longest pause after a transient failure.
+    pub backoff_cap: Duration,
+    /// How 429s are waited out; without it a 429 fails the request.
+    pub throttle: Option<&'a Throttle>,
+}
+
+/// How a service's 429s are waited out, and the time spent waiting them out.
+#[derive(Debug)]
+pub(crate) struct Throttle {
+    /// How many 429s in a row one request may wait out.
+    pub waits: u32,
+    /// The wait after a 429 without `Retry-After`.
+    pub default_wait: Duration,
+    waited_ms: AtomicU64,
+}
+
+impl Throttle {
+    pub fn new(waits: u32, default_wait: Duration) -> Self {
+        Self {
+            waits,
+            default_wait,
+            waited_ms: AtomicU64::new(0),
+        }
+    }
+
+    /// Milliseconds spent waiting out 429s so far.
+    pub fn waited_ms(&self) -> u64 {
+        self.waited_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// What one try came to, as the service's classifier reads the answer. Each failure that may be
+/// tried again carries the error to return once [`run`] stops trying.
+pub(crate) enum Verdict<T, E> {
+    Done(T),
+    /// A failure that another try cannot fix.
+    Failed(E),
+    /// The token was refused (401). The error is the failure if a fresh token is refused too.
+    Unauthorized(E),
+    /// Throttled (429), with the answer's `Retry-After`.
+    Throttled {
+        retry_after: Option<Duration>,
+        exhausted: E,
+    },
+    /// A failure that may pass: transport error, timeout, server error.
+    Transient {
+        reason: String,
+        exhausted: E,
+    },
+}
+
+/// What each try presents: a bearer token that a 401 can renew.
+pub(crate) trait Credential {
+    type Token: Clone;
+    /// The token for the next try.
+    fn current(&self) -> impl Future<Output = Result<Self::Token, AuthError>> + Send;
+    /// The platform refused `token` (401): the next [`Credential::current`] is a fresh one.
+    fn refused(&self, token: &Self::Token);
+}
+
+/// Tries a request until it is done. `attempt` sends it once with the credential's token and
+/// classifies the answer; `run` decides what follows, as `policy` says: renew the token once
+/// after a 401, wait out a 429, back off after a transient failure, or give up.
+pub(crate) async fn run<C, T, E, Fut>(
+    policy: &Policy<'_>,
+    credential: &C,
+    mut attempt: impl FnMut(C::Token) -> Fut,
+) -> Result<T, E>
+where
+    C: Credential,
+    E: From<AuthError>,
+    Fut: Future<Output = Verdict<T, E>>,
+{
+    let mut transient_failures = 0;
+    let mut throttle_waits = 0;
+    let mut renewed = false;
+    loop {
+        let token = credential.current().await?;
+        // Every pause between two tries is computed here, and only here.
+        let pause = match attempt(token.clone()).await {
+            Verdict::Done(value) => return Ok(value),
+            Verdict::Failed(error) => return Err(error),
+            Verdict::Unauthorized(refused) => {
+                if renewed {
+                    // A token fresh from the token endpoint is refused too: an authentication
+                    // failure (credentials revoked or rotated), not an expiry.
+                    return Err(refused);
+                }
+                // The token expired or was revoked early: fetch a new one and try once more.
+                tracing::info!(
+                    "{} answered 401; refreshing the token and retrying once",
+                    policy.service
+                );
+                credential.refused(&token);
+                renewed = true;
+                continue;
+            }
+            Verdict::Throttled {
+                retry_after,
+                exhausted,
+            } => {
+                let Some(throttle) = policy.throttle else {
+                    return Err(exhausted);
+                };
+                throttle_waits += 1;
+                if throttle_waits > throttle.waits {
+                    return Err(exhausted);
+                }
+                let wait = retry_after.unwrap_or(throttle.default_wait);
+                tracing::warn!(
+                    wait_ms = wait.as_millis() as u64,
+                    "{} throttled the request (429); waiting",
+                    policy.service
+                );
+                throttle
+                    .waited_ms
+                    .fetch_add(wait.as_millis() as u64, Ordering::Relaxed);
+                wait
+            }
+            Verdict::Transient { reason, exhausted } => {
+                transient_failures += 1;
+                if transient_failures >= policy.attempts {
+                    return Err(exhausted);
+                }
+                tracing::warn!(
+                    %reason,
+                    attempt = transient_failures,
+                    "{} request failed transiently; retrying",
+                    policy.service
+                );
+                exponential_jitter(transient_failures, policy.backoff_base, policy.backoff_cap)
+            }
+        };
+        tokio::time::sleep(pause).await;
+    }
 }
 
 #[cfg(test)]

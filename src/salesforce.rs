@@ -281,7 +281,7 @@ impl SalesforceClient {
                             tracing::info!(
                                 "Salesforce answered 401 INVALID_SESSION_ID; refreshing the token and retrying once"
                             );
-                            self.tokens.invalidate(&token).await;
+                            self.tokens.invalidate(&token);
                             reauthenticated = true;
                             continue;
                         }

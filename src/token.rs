@@ -8,6 +8,7 @@
 //! lock, so concurrent requests never start their own. A token endpoint that is briefly
 //! unavailable (network error, 5xx) is tried again with backoff; a refusal is not.
 
+use crate::retry::Credential;
 use async_trait::async_trait;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
@@ -130,7 +131,7 @@ impl TokenCache {
 
     /// Forgets `stale` after the platform rejected it (401). A newer token fetched meanwhile by
     /// another request is kept.
-    pub async fn invalidate(&self, stale: &Token) {
+    pub fn invalidate(&self, stale: &Token) {
         let mut current = self.inner.current.lock().unwrap();
         if current
             .as_ref()
@@ -138,6 +139,19 @@ impl TokenCache {
         {
             *current = None;
         }
+    }
+}
+
+/// Requests to a platform carry the cached token; a 401 invalidates it.
+impl Credential for TokenCache {
+    type Token = Arc<Token>;
+
+    fn current(&self) -> impl Future<Output = Result<Arc<Token>, AuthError>> + Send {
+        self.get()
+    }
+
+    fn refused(&self, token: &Arc<Token>) {
+        self.invalidate(token);
     }
 }
 
@@ -278,9 +292,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(50)).await;
         let second = cache.get().await.unwrap();
         assert_eq!(second.bearer(), "t2");
-        cache.invalidate(&first).await; // stale: must not drop t2
+        cache.invalidate(&first); // stale: must not drop t2
         assert_eq!(cache.get().await.unwrap().bearer(), "t2");
-        cache.invalidate(&second).await;
+        cache.invalidate(&second);
         assert_eq!(cache.get().await.unwrap().bearer(), "t3");
     }
 
