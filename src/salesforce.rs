@@ -10,11 +10,11 @@ use crate::dlq::RecordError;
 use crate::http::{
     check_transport, describe_transport_error, join, snippet, token_field, token_request,
 };
-use crate::retry::{self, Class};
+use crate::retry::{self, Class, Policy, Verdict};
 use crate::secrets::ClientCredentials;
 use crate::token::{AuthError, IssuedToken, TokenCache, TokenFetcher};
 use async_trait::async_trait;
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{Method, Response, StatusCode, Url};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 use std::sync::Mutex;
@@ -242,81 +242,92 @@ impl SalesforceClient {
         url: impl Fn(&Url) -> Url,
         body: Option<&Value>,
     ) -> Result<(StatusCode, String), SalesforceError> {
-        let mut reauthenticated = false;
-        let mut transient_failures = 0;
-        loop {
-            let token = self.tokens.get().await?;
-            let instance =
-                token.issued.instance_url.clone().ok_or_else(|| {
-                    SalesforceError::BadResponse("token has no instance_url".into())
-                })?;
-            let url = url(&instance);
-            let mut request = self
-                .http
-                .request(method.clone(), url)
-                .bearer_auth(token.bearer())
-                .header("accept", "application/json");
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let failure = match request.send().await {
-                Err(e) => describe_transport_error(&e),
-                Ok(response) => {
-                    if let Some(usage) = response
-                        .headers()
-                        .get("sforce-limit-info")
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(ApiUsage::parse)
-                    {
-                        *self.usage.lock().unwrap() = Some(usage);
-                    }
-                    let status = response.status();
-                    match response.text().await {
-                        Err(e) => describe_transport_error(&e),
-                        Ok(_) if status == StatusCode::UNAUTHORIZED => {
-                            if reauthenticated {
-                                return Err(SalesforceError::SessionRejected);
-                            }
-                            tracing::info!(
-                                "Salesforce answered 401 INVALID_SESSION_ID; refreshing the token and retrying once"
-                            );
-                            self.tokens.invalidate(&token);
-                            reauthenticated = true;
-                            continue;
-                        }
-                        Ok(text) if status.is_success() => return Ok((status, text)),
-                        Ok(text) => {
-                            let (code, message) = request_error(&text);
-                            if status == StatusCode::FORBIDDEN && code == "REQUEST_LIMIT_EXCEEDED" {
-                                return Err(SalesforceError::RequestLimit);
-                            }
-                            if retry::http_status(status.as_u16()) != Class::Transient
-                                && retry::salesforce_code(&code) != Class::Transient
-                            {
-                                return Err(SalesforceError::Rejected {
-                                    status: status.as_u16(),
-                                    code,
-                                    message,
-                                });
-                            }
-                            format!("HTTP {status} {code}: {message}")
-                        }
-                    }
+        let policy = Policy {
+            service: "Salesforce",
+            attempts: if method == Method::GET {
+                READ_ATTEMPTS
+            } else {
+                1
+            },
+            backoff_base: self.retry_base,
+            backoff_cap: READ_MAX_WAIT,
+            throttle: None,
+        };
+        let url = &url;
+        retry::run(&policy, &self.tokens, |token| {
+            let method = method.clone();
+            async move {
+                let Some(instance) = &token.issued.instance_url else {
+                    return Verdict::Failed(SalesforceError::BadResponse(
+                        "token has no instance_url".into(),
+                    ));
+                };
+                let mut request = self
+                    .http
+                    .request(method, url(instance))
+                    .bearer_auth(token.bearer())
+                    .header("accept", "application/json");
+                if let Some(body) = body {
+                    request = request.json(body);
                 }
-            };
-            transient_failures += 1;
-            if method != Method::GET || transient_failures >= READ_ATTEMPTS {
-                return Err(SalesforceError::Transient(failure));
+                self.requests.fetch_add(1, Ordering::Relaxed);
+                self.classify(request.send().await).await
             }
-            tracing::warn!(reason = %failure, attempt = transient_failures, "Salesforce read failed transiently; retrying");
-            tokio::time::sleep(retry::exponential_jitter(
-                transient_failures,
-                self.retry_base,
-                READ_MAX_WAIT,
-            ))
-            .await;
+        })
+        .await
+    }
+
+    /// What Salesforce's answer to one call means: the status and body of a success, or a
+    /// failure for the retry loop to act on. Notes the API usage the answer reports.
+    async fn classify(
+        &self,
+        sent: reqwest::Result<Response>,
+    ) -> Verdict<(StatusCode, String), SalesforceError> {
+        let response = match sent {
+            Ok(response) => response,
+            Err(e) => return transient(describe_transport_error(&e)),
+        };
+        if let Some(usage) = response
+            .headers()
+            .get("sforce-limit-info")
+            .and_then(|v| v.to_str().ok())
+            .and_then(ApiUsage::parse)
+        {
+            *self.usage.lock().unwrap() = Some(usage);
         }
+        let status = response.status();
+        let text = match response.text().await {
+            Ok(text) => text,
+            Err(e) => return transient(describe_transport_error(&e)),
+        };
+        if status == StatusCode::UNAUTHORIZED {
+            return Verdict::Unauthorized(SalesforceError::SessionRejected);
+        }
+        if status.is_success() {
+            return Verdict::Done((status, text));
+        }
+        let (code, message) = request_error(&text);
+        if status == StatusCode::FORBIDDEN && code == "REQUEST_LIMIT_EXCEEDED" {
+            return Verdict::Failed(SalesforceError::RequestLimit);
+        }
+        if retry::http_status(status.as_u16()) != Class::Transient
+            && retry::salesforce_code(&code) != Class::Transient
+        {
+            return Verdict::Failed(SalesforceError::Rejected {
+                status: status.as_u16(),
+                code,
+                message,
+            });
+        }
+        transient(format!("HTTP {status} {code}: {message}"))
+    }
+}
+
+/// A failure worth another try (of a read); the last one is the request's failure.
+fn transient<T>(reason: String) -> Verdict<T, SalesforceError> {
+    Verdict::Transient {
+        exhausted: SalesforceError::Transient(reason.clone()),
+        reason,
     }
 }
 
