@@ -110,7 +110,8 @@ pub(crate) enum Verdict<T, E> {
     },
 }
 
-/// What each try presents: a bearer token that a 401 can renew.
+/// What each try presents: a bearer token that a 401 can renew, or nothing (the token request
+/// itself).
 pub(crate) trait Credential {
     type Token: Clone;
     /// The token for the next try.

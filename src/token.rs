@@ -8,7 +8,7 @@
 //! lock, so concurrent requests never start their own. A token endpoint that is briefly
 //! unavailable (network error, 5xx) is tried again with backoff; a refusal is not.
 
-use crate::retry::Credential;
+use crate::retry::{self, Credential, Policy, Verdict};
 use async_trait::async_trait;
 use reqwest::Url;
 use secrecy::{ExposeSecret, SecretString};
@@ -155,6 +155,19 @@ impl Credential for TokenCache {
     }
 }
 
+/// The token request itself carries no token.
+struct NoToken;
+
+impl Credential for NoToken {
+    type Token = ();
+
+    fn current(&self) -> impl Future<Output = Result<(), AuthError>> + Send {
+        std::future::ready(Ok(()))
+    }
+
+    fn refused(&self, _: &()) {}
+}
+
 impl Inner {
     fn usable(&self) -> Option<Arc<Token>> {
         self.current
@@ -185,22 +198,24 @@ impl Inner {
     /// One fetch, tried up to [`FETCH_ATTEMPTS`] times with exponential backoff and jitter while
     /// the endpoint is unavailable. A refusal is returned at once: trying again cannot fix it.
     async fn fetch(&self) -> Result<IssuedToken, AuthError> {
-        let mut attempt = 1;
-        loop {
+        let policy = Policy {
+            service: "token endpoint",
+            attempts: FETCH_ATTEMPTS,
+            backoff_base: self.retry_base,
+            backoff_cap: FETCH_MAX_WAIT,
+            throttle: None,
+        };
+        retry::run(&policy, &NoToken, |()| async move {
             match self.fetcher.fetch().await {
-                Err(e @ AuthError::Unavailable { .. }) if attempt < FETCH_ATTEMPTS => {
-                    tracing::warn!(error = %e, attempt, "token endpoint unavailable; trying again");
-                    tokio::time::sleep(crate::retry::exponential_jitter(
-                        attempt,
-                        self.retry_base,
-                        FETCH_MAX_WAIT,
-                    ))
-                    .await;
-                    attempt += 1;
-                }
-                result => return result,
+                Ok(issued) => Verdict::Done(issued),
+                Err(e @ AuthError::Unavailable { .. }) => Verdict::Transient {
+                    reason: e.to_string(),
+                    exhausted: e,
+                },
+                Err(refused) => Verdict::Failed(refused),
             }
-        }
+        })
+        .await
     }
 
     fn wrap(&self, issued: IssuedToken) -> Token {
