@@ -6,7 +6,7 @@
 //! - [`config`]: settings from environment variables, validated once at start.
 //! - [`secrets`]: the credentials secret, held in `secrecy` types (redacted `Debug`).
 //! - [`domain`]: validated domain types (`DispositionId`, `Disposition`).
-//! - [`retry`]: which failures are retried, and the backoff curves.
+//! - [`retry`]: which failures are retried, the backoff curves, and the one request retry loop.
 //! - [`http`]: HTTP plumbing both clients share (URL rules, OAuth token request, error text).
 //! - [`token`]: OAuth token cache shared by both platform clients.
 //! - [`cxone`]: the CXone client (the source of dispositions).

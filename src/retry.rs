@@ -200,6 +200,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU32;
 
     #[test]
     fn salesforce_codes_from_the_reference_are_classified() {
@@ -242,5 +243,117 @@ mod tests {
                     <= Duration::from_secs(5)
             );
         }
+    }
+
+    /// Hands out numbered tokens and counts the refused ones.
+    #[derive(Default)]
+    struct Tokens {
+        issued: AtomicU32,
+        refused: AtomicU32,
+    }
+
+    impl Credential for Tokens {
+        type Token = u32;
+        fn current(&self) -> impl Future<Output = Result<u32, AuthError>> + Send {
+            std::future::ready(Ok(self.issued.fetch_add(1, Ordering::Relaxed) + 1))
+        }
+        fn refused(&self, _: &u32) {
+            self.refused.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    #[derive(Debug, PartialEq)]
+    struct Stop(&'static str);
+
+    impl From<AuthError> for Stop {
+        fn from(_: AuthError) -> Self {
+            Stop("auth")
+        }
+    }
+
+    /// Runs `policy` over one scripted verdict per try.
+    async fn scripted(
+        policy: &Policy<'_>,
+        tokens: &Tokens,
+        script: Vec<Verdict<&'static str, Stop>>,
+    ) -> Result<&'static str, Stop> {
+        let mut script = script.into_iter();
+        run(policy, tokens, |_| {
+            std::future::ready(script.next().expect("one verdict per try"))
+        })
+        .await
+    }
+
+    fn policy(throttle: Option<&Throttle>) -> Policy<'_> {
+        Policy {
+            service: "test",
+            attempts: 3,
+            backoff_base: Duration::from_millis(100),
+            backoff_cap: Duration::from_secs(1),
+            throttle,
+        }
+    }
+
+    fn transient(name: &'static str) -> Verdict<&'static str, Stop> {
+        Verdict::Transient {
+            reason: name.into(),
+            exhausted: Stop(name),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn transient_failures_are_tried_up_to_the_attempts() {
+        let tokens = Tokens::default();
+        let passes = vec![transient("1"), transient("2"), Verdict::Done("ok")];
+        assert_eq!(scripted(&policy(None), &tokens, passes).await, Ok("ok"));
+        let stays = vec![transient("1"), transient("2"), transient("3")];
+        assert_eq!(
+            scripted(&policy(None), &tokens, stays).await,
+            Err(Stop("3"))
+        );
+        assert_eq!(tokens.issued.load(Ordering::Relaxed), 6);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_401_renews_the_token_once() {
+        let tokens = Tokens::default();
+        let renewed = vec![Verdict::Unauthorized(Stop("first")), Verdict::Done("ok")];
+        assert_eq!(scripted(&policy(None), &tokens, renewed).await, Ok("ok"));
+        assert_eq!(tokens.refused.load(Ordering::Relaxed), 1);
+
+        let tokens = Tokens::default();
+        let refused = vec![
+            Verdict::Unauthorized(Stop("first")),
+            Verdict::Unauthorized(Stop("second")),
+        ];
+        assert_eq!(
+            scripted(&policy(None), &tokens, refused).await,
+            Err(Stop("second"))
+        );
+        assert_eq!(tokens.refused.load(Ordering::Relaxed), 1);
+        assert_eq!(tokens.issued.load(Ordering::Relaxed), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_is_waited_out_up_to_the_limit_and_counted() {
+        let throttled = |retry_after: Option<u64>| Verdict::Throttled {
+            retry_after: retry_after.map(Duration::from_secs),
+            exhausted: Stop("throttled"),
+        };
+        let throttle = Throttle::new(2, Duration::from_secs(1));
+        let started = tokio::time::Instant::now();
+        let script = vec![throttled(Some(5)), throttled(None), throttled(None)];
+        assert_eq!(
+            scripted(&policy(Some(&throttle)), &Tokens::default(), script).await,
+            Err(Stop("throttled"))
+        );
+        assert_eq!(throttle.waited_ms(), 6000);
+        assert_eq!(started.elapsed(), Duration::from_secs(6));
+
+        let unthrottled = vec![throttled(None)];
+        assert_eq!(
+            scripted(&policy(None), &Tokens::default(), unthrottled).await,
+            Err(Stop("throttled"))
+        );
     }
 }
