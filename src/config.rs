@@ -1,10 +1,14 @@
-//! Configuration from environment variables, validated once at start.
+//! Configuration from environment variables, validated once at start, grouped by concern: the
+//! AWS resources, CXone, Salesforce, the sync's rules, HTTP and metrics. Each client is built
+//! from its own section.
 //!
-//! A missing or malformed required value fails with a message naming the variable.
+//! A missing or malformed value fails at start with a message naming the variable.
 
 use crate::http::{join, parse_url};
+use crate::record::Target;
 use reqwest::Url;
 use std::collections::BTreeMap;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -18,52 +22,74 @@ pub enum ConfigError {
 /// Every setting of the function. Field docs name the variable and its default.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Config {
+    pub aws: AwsResources,
+    pub cxone: CxoneSettings,
+    pub salesforce: SalesforceSettings,
+    pub sync: SyncRules,
+    pub http: HttpSettings,
+    pub metrics: MetricsSettings,
+}
+
+/// Where the sync keeps its credentials, state and dead letters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AwsResources {
     /// `SECRET_ID` (required).
     pub secret_id: String,
     /// `STATE_TABLE` (required).
     pub state_table: String,
     /// `DLQ_URL` (required).
     pub dlq_url: String,
+    /// `PARKING_URL` (unset): where redrive parks messages that keep failing.
+    pub parking_url: Option<String>,
+}
+
+/// The CXone API the codes come from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CxoneSettings {
+    /// `CXONE_BASE_URL` (`https://platform.nice-incontact.com`).
+    pub base_url: Url,
+    /// `CXONE_TOKEN_URL` (`{CXONE_BASE_URL}/oauth/token`).
+    pub token_url: Url,
+    /// `CXONE_PAGE_SIZE` (100).
+    pub page_size: u32,
+    /// `CXONE_RETRY_AFTER_DEFAULT_SECONDS` (60): wait after a 429 that has no `Retry-After`.
+    pub default_retry_after: Duration,
+}
+
+/// The Salesforce org and object the codes go to, and how hard the sync may use its API.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SalesforceSettings {
+    /// `SF_LOGIN_URL` (required): the org's My Domain.
+    pub login_url: Url,
+    /// `SF_API_VERSION` (`58.0`).
+    pub api_version: String,
+    /// `SF_OBJECT` (`Disposition__c`) and `SF_EXTERNAL_ID_FIELD` (`CXone_DispositionId__c`).
+    pub target: Target,
+    /// `SF_BATCH_SIZE` (200, at most 200).
+    pub batch_size: usize,
+    /// `SF_MAX_IN_FLIGHT` (4): upsert calls in flight at once.
+    pub max_in_flight: usize,
+    /// `SF_TOKEN_TTL_SECONDS` (7200): Salesforce returns no `expires_in`.
+    pub token_ttl: Duration,
+    /// `SF_API_BUDGET_PERCENT` (80).
+    pub api_budget_percent: u32,
+}
+
+/// What one sync does, and when.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SyncRules {
     /// `SYNC_ID` (`dispositions`): the `pk` of this sync's state item.
     pub sync_id: String,
-    /// `CXONE_BASE_URL` (`https://platform.nice-incontact.com`).
-    pub cxone_base_url: Url,
-    /// `CXONE_TOKEN_URL` (`{CXONE_BASE_URL}/oauth/token`).
-    pub cxone_token_url: Url,
-    /// `SF_LOGIN_URL` (required): the org's My Domain.
-    pub sf_login_url: Url,
-    /// `SF_API_VERSION` (`58.0`).
-    pub sf_api_version: String,
-    /// `SF_OBJECT` (`Disposition__c`).
-    pub sf_object: String,
-    /// `SF_EXTERNAL_ID_FIELD` (`CXone_DispositionId__c`).
-    pub sf_external_id_field: String,
     /// `OVERLAP_SECONDS` (60).
     pub overlap: Duration,
     /// `CLOCK_SKEW_SECONDS` (5, at most 300): how far CXone's clock may run ahead of ours.
     pub clock_skew: Duration,
     /// `FULL_RECONCILE_HOURS` (24).
     pub full_reconcile: Duration,
-    /// `CXONE_PAGE_SIZE` (100).
-    pub cxone_page_size: u32,
-    /// `SF_BATCH_SIZE` (200, at most 200).
-    pub sf_batch_size: usize,
-    /// `SF_MAX_IN_FLIGHT` (4): upsert calls in flight at once.
-    pub sf_max_in_flight: usize,
-    /// `RECORD_MAX_ATTEMPTS` (3).
-    pub record_max_attempts: u32,
-    /// `RETRY_BASE_DELAY_MS` (1000): linear backoff `attempt × base`.
-    pub retry_base_delay: Duration,
-    /// `CXONE_RETRY_AFTER_DEFAULT_SECONDS` (60): wait after a 429 that has no `Retry-After`.
-    pub cxone_default_retry_after: Duration,
-    /// `HTTP_TIMEOUT_SECONDS` (30): every HTTP call has a timeout.
-    pub http_timeout: Duration,
-    /// `SF_TOKEN_TTL_SECONDS` (7200): Salesforce returns no `expires_in`.
-    pub sf_token_ttl: Duration,
     /// `MIN_POLL_INTERVAL_SECONDS` (30).
     pub min_poll_interval: Duration,
-    /// `SF_API_BUDGET_PERCENT` (80).
-    pub sf_api_budget_percent: u32,
+    /// `RECORD_MAX_ATTEMPTS` (3).
+    pub record_max_attempts: u32,
     /// `MAX_ARCHIVE_PERCENT` (20).
     pub max_archive_percent: u32,
     /// `CATEGORY_ALIASES` (`{}`): CXone category → Salesforce picklist value.
@@ -74,10 +100,23 @@ pub struct Config {
     pub purge_enabled: bool,
     /// `REDRIVE_MAX_ATTEMPTS` (5).
     pub redrive_max_attempts: u32,
-    /// `PARKING_URL` (unset): where redrive parks messages that keep failing.
-    pub parking_url: Option<String>,
+}
+
+/// How every HTTP call behaves.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HttpSettings {
+    /// `HTTP_TIMEOUT_SECONDS` (30): every HTTP call has a timeout.
+    pub timeout: Duration,
+    /// `RETRY_BASE_DELAY_MS` (1000): the first step of every backoff (linear `attempt × base`
+    /// for records, exponential with jitter for failed requests).
+    pub retry_base_delay: Duration,
+}
+
+/// The per-cycle CloudWatch metrics.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MetricsSettings {
     /// `METRICS_NAMESPACE` (`DispositionSync`): CloudWatch namespace of the per-cycle metrics.
-    pub metrics_namespace: String,
+    pub namespace: String,
     /// `SERVICE_NAME` (`disposition-sync`): value of the metrics' `Service` dimension, which the
     /// alarms select on (the stack name when deployed).
     pub service_name: String,
@@ -89,36 +128,141 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
-    /// Reads settings through `lookup` (the environment, or a map in tests). Empty values count
-    /// as unset, because SAM turns unset template values into empty strings.
+    /// Reads settings through `lookup` (the environment, or a map in tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| {
-            lookup(name)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-        };
-        let required = |name: &'static str| get(name).ok_or(ConfigError::Missing(name));
-        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(name) {
-                None => Ok(default),
-                Some(v) => v.parse::<u64>().map_err(|_| ConfigError::Invalid {
-                    name,
-                    reason: format!("expected a non-negative whole number, got {v:?}"),
-                }),
-            }
-        };
-        let url = |name: &'static str, value: String| parse_url(name, &value);
+        let env = Env(&lookup);
+        Ok(Self {
+            aws: AwsResources::read(&env)?,
+            cxone: CxoneSettings::read(&env)?,
+            salesforce: SalesforceSettings::read(&env)?,
+            sync: SyncRules::read(&env)?,
+            http: HttpSettings::read(&env)?,
+            metrics: MetricsSettings::read(&env)?,
+        })
+    }
+}
 
-        let cxone_base_url = url(
-            "CXONE_BASE_URL",
-            get("CXONE_BASE_URL").unwrap_or_else(|| "https://platform.nice-incontact.com".into()),
-        )?;
-        let cxone_token_url = match get("CXONE_TOKEN_URL") {
-            Some(v) => url("CXONE_TOKEN_URL", v)?,
-            None => join(&cxone_base_url, "oauth/token"),
+/// The variables, read with the rules every section shares. Empty values count as unset,
+/// because SAM turns unset template values into empty strings.
+struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Env<'_> {
+    fn get(&self, name: &str) -> Option<String> {
+        (self.0)(name)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn required(&self, name: &'static str) -> Result<String, ConfigError> {
+        self.get(name).ok_or(ConfigError::Missing(name))
+    }
+
+    fn text(&self, name: &str, default: &str) -> String {
+        self.get(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// A whole number within `range` (`default` when unset).
+    fn number(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: RangeInclusive<u64>,
+    ) -> Result<u64, ConfigError> {
+        let Some(v) = self.get(name) else {
+            return Ok(default);
         };
-        let sf_login_url = url("SF_LOGIN_URL", required("SF_LOGIN_URL")?)?;
-        if let Some(host) = sf_login_url.host_str()
+        let n = v.parse::<u64>().map_err(|_| ConfigError::Invalid {
+            name,
+            reason: format!("expected a non-negative whole number, got {v:?}"),
+        })?;
+        if !range.contains(&n) {
+            let reason = match (range.start(), range.end()) {
+                (1, &u64::MAX) => "must be at least 1".to_owned(),
+                (min, &u64::MAX) => format!("must be at least {min}, got {n}"),
+                (0, max) => format!("must be at most {max}, got {n}"),
+                (min, max) => format!("must be between {min} and {max}, got {n}"),
+            };
+            return Err(ConfigError::Invalid { name, reason });
+        }
+        Ok(n)
+    }
+
+    fn seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        self.number(name, default, range).map(Duration::from_secs)
+    }
+
+    fn percent(&self, name: &'static str, default: u64) -> Result<u32, ConfigError> {
+        Ok(self.number(name, default, 1..=100)? as u32)
+    }
+
+    fn url(&self, name: &'static str, default: Option<Url>) -> Result<Url, ConfigError> {
+        match (self.get(name), default) {
+            (Some(v), _) => parse_url(name, &v),
+            (None, Some(url)) => Ok(url),
+            (None, None) => Err(ConfigError::Missing(name)),
+        }
+    }
+
+    fn flag(&self, name: &'static str) -> Result<bool, ConfigError> {
+        match self.get(name).as_deref() {
+            None => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(ConfigError::Invalid {
+                name,
+                reason: format!("expected true or false, got {v:?}"),
+            }),
+        }
+    }
+}
+
+/// Any whole number from 1 up.
+const POSITIVE: RangeInclusive<u64> = 1..=u64::MAX;
+/// Any whole number.
+const ANY: RangeInclusive<u64> = 0..=u64::MAX;
+
+impl AwsResources {
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        let dlq_url = env.required("DLQ_URL")?;
+        parse_url("DLQ_URL", &dlq_url)?;
+        let parking_url = env.get("PARKING_URL");
+        if let Some(p) = &parking_url {
+            parse_url("PARKING_URL", p)?;
+        }
+        Ok(Self {
+            secret_id: env.required("SECRET_ID")?,
+            state_table: env.required("STATE_TABLE")?,
+            dlq_url,
+            parking_url,
+        })
+    }
+}
+
+impl CxoneSettings {
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        let default_base = Url::parse("https://platform.nice-incontact.com").ok();
+        let base_url = env.url("CXONE_BASE_URL", default_base)?;
+        let token_url = env.url("CXONE_TOKEN_URL", Some(join(&base_url, "oauth/token")))?;
+        Ok(Self {
+            page_size: env
+                .number("CXONE_PAGE_SIZE", 100, POSITIVE)?
+                .min(u32::MAX as u64) as u32,
+            default_retry_after: env.seconds("CXONE_RETRY_AFTER_DEFAULT_SECONDS", 60, ANY)?,
+            base_url,
+            token_url,
+        })
+    }
+}
+
+impl SalesforceSettings {
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        let login_url = env.url("SF_LOGIN_URL", None)?;
+        if let Some(host) = login_url.host_str()
             && (host.eq_ignore_ascii_case("login.salesforce.com")
                 || host.eq_ignore_ascii_case("test.salesforce.com"))
         {
@@ -129,8 +273,8 @@ impl Config {
                     .into(),
             });
         }
-        let sf_api_version = get("SF_API_VERSION").unwrap_or_else(|| "58.0".into());
-        match sf_api_version
+        let api_version = env.text("SF_API_VERSION", "58.0");
+        match api_version
             .split_once('.')
             .map(|(a, b)| (a.parse::<u32>(), b.parse::<u32>()))
         {
@@ -139,41 +283,38 @@ impl Config {
                 return Err(ConfigError::Invalid {
                     name: "SF_API_VERSION",
                     reason: format!(
-                        "expected a version like 58.0, at least 46.0 (sObject Collections upsert), got {sf_api_version:?}"
+                        "expected a version like 58.0, at least 46.0 (sObject Collections upsert), got {api_version:?}"
                     ),
                 });
             }
         }
-        let sf_batch_size = number("SF_BATCH_SIZE", 200)?;
-        if !(1..=200).contains(&sf_batch_size) {
+        let batch_size = env.number("SF_BATCH_SIZE", 200, ANY)?;
+        if !(1..=200).contains(&batch_size) {
             return Err(ConfigError::Invalid {
                 name: "SF_BATCH_SIZE",
                 reason: format!(
-                    "must be between 1 and 200 (the sObject Collections limit), got {sf_batch_size}"
+                    "must be between 1 and 200 (the sObject Collections limit), got {batch_size}"
                 ),
             });
         }
-        let positive = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            let v = number(name, default)?;
-            if v == 0 {
-                return Err(ConfigError::Invalid {
-                    name,
-                    reason: "must be at least 1".into(),
-                });
-            }
-            Ok(v)
-        };
-        let percent = |name: &'static str, default: u64| -> Result<u32, ConfigError> {
-            let v = number(name, default)?;
-            if !(1..=100).contains(&v) {
-                return Err(ConfigError::Invalid {
-                    name,
-                    reason: format!("must be between 1 and 100, got {v}"),
-                });
-            }
-            Ok(v as u32)
-        };
-        let category_aliases = match get("CATEGORY_ALIASES") {
+        Ok(Self {
+            login_url,
+            api_version,
+            target: Target {
+                object: env.text("SF_OBJECT", "Disposition__c"),
+                external_id_field: env.text("SF_EXTERNAL_ID_FIELD", "CXone_DispositionId__c"),
+            },
+            batch_size: batch_size as usize,
+            max_in_flight: env.number("SF_MAX_IN_FLIGHT", 4, POSITIVE)? as usize,
+            token_ttl: env.seconds("SF_TOKEN_TTL_SECONDS", 7200, POSITIVE)?,
+            api_budget_percent: env.percent("SF_API_BUDGET_PERCENT", 80)?,
+        })
+    }
+}
+
+impl SyncRules {
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        let category_aliases = match env.get("CATEGORY_ALIASES") {
             None => BTreeMap::new(),
             Some(v) => serde_json::from_str::<BTreeMap<String, String>>(&v).map_err(|e| {
                 ConfigError::Invalid {
@@ -182,88 +323,55 @@ impl Config {
                 }
             })?,
         };
-        let clock_skew = number("CLOCK_SKEW_SECONDS", 5)?;
-        if clock_skew > 300 {
-            return Err(ConfigError::Invalid {
-                name: "CLOCK_SKEW_SECONDS",
-                reason: format!("must be at most 300, got {clock_skew}"),
-            });
-        }
-        let retention_days = number("RETENTION_DAYS", 365)?;
-        if retention_days < 365 {
-            return Err(ConfigError::Invalid {
-                name: "RETENTION_DAYS",
-                reason: format!("must be at least 365, got {retention_days}"),
-            });
-        }
-        let purge_enabled = match get("PURGE_ENABLED").as_deref() {
-            None => false,
-            Some(v) if v.eq_ignore_ascii_case("true") => true,
-            Some(v) if v.eq_ignore_ascii_case("false") => false,
-            Some(v) => {
-                return Err(ConfigError::Invalid {
-                    name: "PURGE_ENABLED",
-                    reason: format!("expected true or false, got {v:?}"),
-                });
-            }
-        };
-        let parking_url = get("PARKING_URL");
-        if let Some(p) = &parking_url {
-            parse_url("PARKING_URL", p)?;
-        }
-        let dlq_url = required("DLQ_URL")?;
-        parse_url("DLQ_URL", &dlq_url)?;
+        Ok(Self {
+            sync_id: env.text("SYNC_ID", "dispositions"),
+            overlap: env.seconds("OVERLAP_SECONDS", 60, ANY)?,
+            clock_skew: env.seconds("CLOCK_SKEW_SECONDS", 5, 0..=300)?,
+            full_reconcile: Duration::from_secs(
+                env.number("FULL_RECONCILE_HOURS", 24, POSITIVE)? * 3600,
+            ),
+            min_poll_interval: env.seconds("MIN_POLL_INTERVAL_SECONDS", 30, ANY)?,
+            record_max_attempts: env.number("RECORD_MAX_ATTEMPTS", 3, POSITIVE)? as u32,
+            max_archive_percent: env.percent("MAX_ARCHIVE_PERCENT", 20)?,
+            category_aliases,
+            retention_days: env.number("RETENTION_DAYS", 365, 365..=u64::MAX)? as u32,
+            purge_enabled: env.flag("PURGE_ENABLED")?,
+            redrive_max_attempts: env.number("REDRIVE_MAX_ATTEMPTS", 5, POSITIVE)? as u32,
+        })
+    }
+}
+
+impl HttpSettings {
+    fn read(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            timeout: env.seconds("HTTP_TIMEOUT_SECONDS", 30, POSITIVE)?,
+            retry_base_delay: Duration::from_millis(env.number(
+                "RETRY_BASE_DELAY_MS",
+                1000,
+                ANY,
+            )?),
+        })
+    }
+}
+
+impl MetricsSettings {
+    fn read(env: &Env) -> Result<Self, ConfigError> {
         // CloudWatch drops an EMF line with an invalid namespace or dimension without a word, so
         // a bad value must stop the function at start rather than silence every alarm.
-        let metrics_namespace =
-            get("METRICS_NAMESPACE").unwrap_or_else(|| "DispositionSync".into());
-        check_namespace(&metrics_namespace).map_err(|reason| ConfigError::Invalid {
+        let namespace = env.text("METRICS_NAMESPACE", "DispositionSync");
+        check_namespace(&namespace).map_err(|reason| ConfigError::Invalid {
             name: "METRICS_NAMESPACE",
             reason,
         })?;
-        let service_name = get("SERVICE_NAME").unwrap_or_else(|| "disposition-sync".into());
+        let service_name = env.text("SERVICE_NAME", "disposition-sync");
         if service_name.chars().count() > 1024 || service_name.chars().any(char::is_control) {
             return Err(ConfigError::Invalid {
                 name: "SERVICE_NAME",
                 reason: "a CloudWatch dimension value has at most 1024 characters and no control characters".into(),
             });
         }
-
         Ok(Self {
-            secret_id: required("SECRET_ID")?,
-            state_table: required("STATE_TABLE")?,
-            dlq_url,
-            sync_id: get("SYNC_ID").unwrap_or_else(|| "dispositions".into()),
-            cxone_base_url,
-            cxone_token_url,
-            sf_login_url,
-            sf_api_version,
-            sf_object: get("SF_OBJECT").unwrap_or_else(|| "Disposition__c".into()),
-            sf_external_id_field: get("SF_EXTERNAL_ID_FIELD")
-                .unwrap_or_else(|| "CXone_DispositionId__c".into()),
-            overlap: Duration::from_secs(number("OVERLAP_SECONDS", 60)?),
-            clock_skew: Duration::from_secs(clock_skew),
-            full_reconcile: Duration::from_secs(positive("FULL_RECONCILE_HOURS", 24)? * 3600),
-            cxone_page_size: positive("CXONE_PAGE_SIZE", 100)?.min(u32::MAX as u64) as u32,
-            sf_batch_size: sf_batch_size as usize,
-            sf_max_in_flight: positive("SF_MAX_IN_FLIGHT", 4)? as usize,
-            record_max_attempts: positive("RECORD_MAX_ATTEMPTS", 3)? as u32,
-            retry_base_delay: Duration::from_millis(number("RETRY_BASE_DELAY_MS", 1000)?),
-            cxone_default_retry_after: Duration::from_secs(number(
-                "CXONE_RETRY_AFTER_DEFAULT_SECONDS",
-                60,
-            )?),
-            http_timeout: Duration::from_secs(positive("HTTP_TIMEOUT_SECONDS", 30)?),
-            sf_token_ttl: Duration::from_secs(positive("SF_TOKEN_TTL_SECONDS", 7200)?),
-            min_poll_interval: Duration::from_secs(number("MIN_POLL_INTERVAL_SECONDS", 30)?),
-            sf_api_budget_percent: percent("SF_API_BUDGET_PERCENT", 80)?,
-            max_archive_percent: percent("MAX_ARCHIVE_PERCENT", 20)?,
-            category_aliases,
-            retention_days: retention_days as u32,
-            purge_enabled,
-            redrive_max_attempts: positive("REDRIVE_MAX_ATTEMPTS", 5)? as u32,
-            parking_url,
-            metrics_namespace,
+            namespace,
             service_name,
         })
     }
@@ -308,18 +416,22 @@ mod tests {
     #[test]
     fn defaults_match_the_contract() {
         let c = Config::from_lookup(env(BASE)).unwrap();
-        assert_eq!(c.sync_id, "dispositions");
+        assert_eq!(c.sync.sync_id, "dispositions");
         assert_eq!(
-            c.cxone_token_url.as_str(),
+            c.cxone.token_url.as_str(),
             "https://platform.nice-incontact.com/oauth/token"
         );
-        assert_eq!(c.sf_api_version, "58.0");
+        assert_eq!(c.salesforce.api_version, "58.0");
         assert_eq!(
-            (c.cxone_page_size, c.sf_batch_size, c.record_max_attempts),
+            (
+                c.cxone.page_size,
+                c.salesforce.batch_size,
+                c.sync.record_max_attempts
+            ),
             (100, 200, 3)
         );
-        assert_eq!(c.overlap, Duration::from_secs(60));
-        assert_eq!(c.full_reconcile, Duration::from_secs(24 * 3600));
+        assert_eq!(c.sync.overlap, Duration::from_secs(60));
+        assert_eq!(c.sync.full_reconcile, Duration::from_secs(24 * 3600));
     }
 
     #[test]
@@ -376,7 +488,10 @@ mod tests {
     fn metrics_labels_default_to_the_template_values_and_are_checked() {
         let c = Config::from_lookup(env(BASE)).unwrap();
         assert_eq!(
-            (c.metrics_namespace.as_str(), c.service_name.as_str()),
+            (
+                c.metrics.namespace.as_str(),
+                c.metrics.service_name.as_str()
+            ),
             ("DispositionSync", "disposition-sync")
         );
         let mut custom = BASE.to_vec();
@@ -386,7 +501,10 @@ mod tests {
         ]);
         let c = Config::from_lookup(env(&custom)).unwrap();
         assert_eq!(
-            (c.metrics_namespace.as_str(), c.service_name.as_str()),
+            (
+                c.metrics.namespace.as_str(),
+                c.metrics.service_name.as_str()
+            ),
             ("Acme/Sync", "disposition-sync-prod")
         );
         for bad in ["AWS/Lambda", "Sync{1}", &"N".repeat(256)] {

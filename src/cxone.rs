@@ -5,7 +5,7 @@
 //! snake_case records, client-credentials OAuth). The real CXone Admin API differs in auth,
 //! paging and field names; it will be a second implementation of the same trait.
 
-use crate::config::Config;
+use crate::config::{CxoneSettings, HttpSettings};
 use crate::domain::{Disposition, DispositionId, SourceRecord, format_ts};
 use crate::http::{
     describe_transport_error, join, json_type, oauth_error, snippet, token_field, token_request,
@@ -72,21 +72,27 @@ pub struct CxoneClient {
 }
 
 impl CxoneClient {
-    pub fn new(config: &Config, http: reqwest::Client, credentials: ClientCredentials) -> Self {
+    pub fn new(
+        config: &CxoneSettings,
+        http_config: &HttpSettings,
+        http: reqwest::Client,
+        credentials: ClientCredentials,
+    ) -> Self {
         let requests = std::sync::Arc::new(AtomicU64::new(0));
         let fetcher = CxoneTokenFetcher {
             http: http.clone(),
-            url: config.cxone_token_url.clone(),
+            url: config.token_url.clone(),
             credentials,
             requests: requests.clone(),
         };
+        let retry_base = http_config.retry_base_delay;
         Self {
             http,
-            base: config.cxone_base_url.clone(),
-            page_size: config.cxone_page_size,
-            tokens: TokenCache::new(Box::new(fetcher), config.retry_base_delay),
-            retry_base: config.retry_base_delay,
-            throttle: Throttle::new(THROTTLE_WAITS, config.cxone_default_retry_after),
+            base: config.base_url.clone(),
+            page_size: config.page_size,
+            tokens: TokenCache::new(Box::new(fetcher), retry_base),
+            retry_base,
+            throttle: Throttle::new(THROTTLE_WAITS, config.default_retry_after),
             requests,
         }
     }

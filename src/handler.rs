@@ -83,7 +83,7 @@ impl App {
     pub fn with_sdk(config: Config, sdk: &aws_config::SdkConfig) -> Result<Self, HandlerError> {
         let sdk = sdk.clone();
         let http = reqwest::Client::builder()
-            .timeout(config.http_timeout)
+            .timeout(config.http.timeout)
             .connect_timeout(Duration::from_secs(5))
             .pool_idle_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(50)
@@ -94,21 +94,22 @@ impl App {
             settings: Settings::from_config(&config),
             secrets: Box::new(SecretsManagerSource::new(
                 aws_sdk_secretsmanager::Client::new(&sdk),
-                &config.secret_id,
+                &config.aws.secret_id,
             )),
             state: DynamoDbStateStore::new(
                 aws_sdk_dynamodb::Client::new(&sdk),
-                &config.state_table,
-                &config.sync_id,
+                &config.aws.state_table,
+                &config.sync.sync_id,
             ),
-            dlq: SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), &config.dlq_url),
+            dlq: SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), &config.aws.dlq_url),
             parking: config
+                .aws
                 .parking_url
                 .as_ref()
                 .map(|url| SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), url)),
             http,
             platforms: Mutex::new(None),
-            rules: RulesCache::new(config.category_aliases.clone()),
+            rules: RulesCache::new(config.sync.category_aliases.clone()),
             config,
         })
     }
@@ -121,7 +122,8 @@ impl App {
         deadline: Option<DateTime<Utc>>,
     ) -> Result<Value, HandlerError> {
         let invocation = event::parse(&event)?;
-        let span = tracing::info_span!("invocation", request_id, sync_id = %self.config.sync_id);
+        let span =
+            tracing::info_span!("invocation", request_id, sync_id = %self.config.sync.sync_id);
         async move {
             match invocation {
                 Invocation::Sync { full, allow_mass_change } => {
@@ -151,8 +153,8 @@ impl App {
                     let purge = Purge {
                         sink: &platforms.salesforce,
                         target: &self.settings.target,
-                        retention_days: self.config.retention_days,
-                        enabled: self.config.purge_enabled,
+                        retention_days: self.config.sync.retention_days,
+                        enabled: self.config.sync.purge_enabled,
                     };
                     Ok(serde_json::to_value(purge.run(dry_run, Utc::now()).await).expect("a report serializes"))
                 }
@@ -223,7 +225,7 @@ impl App {
                 .parking
                 .as_ref()
                 .map(|q| q as &dyn redrive::ParkingQueue),
-            max_attempts: self.config.redrive_max_attempts,
+            max_attempts: self.config.sync.redrive_max_attempts,
         }
     }
 
@@ -238,9 +240,15 @@ impl App {
         }
         let credentials = self.secrets.load().await?;
         let platforms = Arc::new(Platforms {
-            cxone: CxoneClient::new(&self.config, self.http.clone(), credentials.cxone),
+            cxone: CxoneClient::new(
+                &self.config.cxone,
+                &self.config.http,
+                self.http.clone(),
+                credentials.cxone,
+            ),
             salesforce: SalesforceClient::new(
-                &self.config,
+                &self.config.salesforce,
+                &self.config.http,
                 self.http.clone(),
                 credentials.salesforce,
             ),

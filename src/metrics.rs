@@ -108,8 +108,8 @@ pub fn document(
 pub fn emit(config: &Config, report: &CycleReport, request_id: &str) {
     let line = document(
         report,
-        &config.metrics_namespace,
-        &config.service_name,
+        &config.metrics.namespace,
+        &config.metrics.service_name,
         request_id,
         Utc::now(),
     )

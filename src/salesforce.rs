@@ -5,7 +5,7 @@
 //! external ID (`PATCH /composite/sobjects/{object}/{field}`, up to 200 records a call), reading
 //! every per-record result, because HTTP 200 does not mean the records were written.
 
-use crate::config::Config;
+use crate::config::{HttpSettings, SalesforceSettings};
 use crate::dlq::RecordError;
 use crate::http::{
     check_transport, describe_transport_error, join, snippet, token_field, token_request,
@@ -199,22 +199,28 @@ const READ_ATTEMPTS: u32 = 3;
 const READ_MAX_WAIT: Duration = Duration::from_secs(10);
 
 impl SalesforceClient {
-    pub fn new(config: &Config, http: reqwest::Client, credentials: ClientCredentials) -> Self {
+    pub fn new(
+        config: &SalesforceSettings,
+        http_config: &HttpSettings,
+        http: reqwest::Client,
+        credentials: ClientCredentials,
+    ) -> Self {
         let requests = std::sync::Arc::new(AtomicU64::new(0));
         let fetcher = SalesforceTokenFetcher {
             http: http.clone(),
-            url: join(&config.sf_login_url, "services/oauth2/token"),
+            url: join(&config.login_url, "services/oauth2/token"),
             credentials,
-            ttl: config.sf_token_ttl,
+            ttl: config.token_ttl,
             requests: requests.clone(),
         };
+        let retry_base = http_config.retry_base_delay;
         Self {
             http,
-            api_version: config.sf_api_version.clone(),
-            object: config.sf_object.clone(),
-            external_id_field: config.sf_external_id_field.clone(),
-            tokens: TokenCache::new(Box::new(fetcher), config.retry_base_delay),
-            retry_base: config.retry_base_delay,
+            api_version: config.api_version.clone(),
+            object: config.target.object.clone(),
+            external_id_field: config.target.external_id_field.clone(),
+            tokens: TokenCache::new(Box::new(fetcher), retry_base),
+            retry_base,
             requests,
             usage: Mutex::new(None),
         }

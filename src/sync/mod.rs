@@ -62,24 +62,22 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_config(c: &crate::config::Config) -> Self {
+        let (rules, sf) = (&c.sync, &c.salesforce);
         Self {
-            sync_id: c.sync_id.clone(),
-            target: Target {
-                object: c.sf_object.clone(),
-                external_id_field: c.sf_external_id_field.clone(),
-            },
-            overlap: c.overlap,
-            full_reconcile: c.full_reconcile,
-            batch_size: c.sf_batch_size,
-            max_in_flight: c.sf_max_in_flight,
-            record_max_attempts: c.record_max_attempts,
-            retry_base_delay: c.retry_base_delay,
-            min_poll_interval: c.min_poll_interval,
-            api_budget_percent: c.sf_api_budget_percent,
-            deadline_margin: c.http_timeout + Duration::from_secs(5),
-            max_archive_percent: c.max_archive_percent,
-            clock_skew: c.clock_skew,
-            retention: chrono::Duration::days(c.retention_days as i64),
+            sync_id: rules.sync_id.clone(),
+            target: sf.target.clone(),
+            overlap: rules.overlap,
+            full_reconcile: rules.full_reconcile,
+            batch_size: sf.batch_size,
+            max_in_flight: sf.max_in_flight,
+            record_max_attempts: rules.record_max_attempts,
+            retry_base_delay: c.http.retry_base_delay,
+            min_poll_interval: rules.min_poll_interval,
+            api_budget_percent: sf.api_budget_percent,
+            deadline_margin: c.http.timeout + Duration::from_secs(5),
+            max_archive_percent: rules.max_archive_percent,
+            clock_skew: rules.clock_skew,
+            retention: chrono::Duration::days(rules.retention_days as i64),
         }
     }
 
