@@ -1,6 +1,7 @@
 //! The dead-letter queue: where a record goes when it cannot be written, with everything needed
 //! to understand and replay it.
 
+use crate::salesforce::RecordError;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -16,15 +17,6 @@ pub enum DeadLetterKind {
     Unmappable,
     /// Salesforce rejected the record, or kept failing it, for the number of attempts allowed.
     Rejected,
-}
-
-/// The error that sent a record here, as Salesforce (or the mapper) reported it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct RecordError {
-    pub code: String,
-    pub message: String,
-    #[serde(default)]
-    pub fields: Vec<String>,
 }
 
 /// One dead-lettered record: the body of one SQS message (JSON).

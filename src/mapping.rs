@@ -5,10 +5,9 @@
 //! - Text longer than its field is truncated on a character boundary (and counted); an external
 //!   ID longer than its field is an error, never truncated.
 
-use crate::dlq::RecordError;
 use crate::domain::Disposition;
 use crate::record::{Fields, Target, UNMAPPED_REASON};
-use crate::salesforce::{ObjectSchema, RecordSink, SalesforceError};
+use crate::salesforce::{ObjectSchema, RecordError, RecordSink, SalesforceError};
 use chrono::SubsecRound;
 use std::collections::BTreeMap;
 

@@ -6,17 +6,18 @@
 //! every per-record result, because HTTP 200 does not mean the records were written.
 
 use crate::config::{HttpSettings, SalesforceSettings};
-use crate::dlq::RecordError;
 use crate::http::{
     check_transport, describe_transport_error, join, snippet, token_field, token_request,
 };
+use crate::record::SObject;
 use crate::retry::{self, Class, Policy, Verdict};
 use crate::secrets::ClientCredentials;
 use crate::token::{AuthError, IssuedToken, TokenCache, TokenFetcher};
 use async_trait::async_trait;
 use reqwest::{Method, Response, StatusCode, Url};
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -90,11 +91,28 @@ impl ApiUsage {
     }
 }
 
+/// Why Salesforce refused one record (or, in its terms, why the mapping could not build one).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordError {
+    pub code: String,
+    pub message: String,
+    #[serde(default)]
+    pub fields: Vec<String>,
+}
+
+/// The body of an sObject Collections upsert.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CollectionsUpsert<'a> {
+    all_or_none: bool,
+    records: &'a [SObject<'a>],
+}
+
 /// Where the engine writes records.
 #[async_trait]
 pub trait RecordSink: Send + Sync {
     /// Upserts up to 200 records by external ID; one outcome per record, in order.
-    async fn upsert(&self, records: &[Value]) -> Result<Vec<UpsertOutcome>, SalesforceError>;
+    async fn upsert(&self, records: &[SObject<'_>]) -> Result<Vec<UpsertOutcome>, SalesforceError>;
     /// The object's field metadata (lengths, picklist values).
     async fn describe(&self) -> Result<ObjectSchema, SalesforceError>;
     /// Every row a SOQL query returns, following `nextRecordsUrl` page by page.
@@ -231,7 +249,7 @@ impl SalesforceClient {
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&str>,
     ) -> Result<(StatusCode, String), SalesforceError> {
         let versioned = format!("services/data/v{}/{}", self.api_version, path);
         self.call_url(method, |instance| join(instance, &versioned), body)
@@ -246,7 +264,7 @@ impl SalesforceClient {
         &self,
         method: Method,
         url: impl Fn(&Url) -> Url,
-        body: Option<&Value>,
+        body: Option<&str>,
     ) -> Result<(StatusCode, String), SalesforceError> {
         let policy = Policy {
             service: "Salesforce",
@@ -274,7 +292,9 @@ impl SalesforceClient {
                     .bearer_auth(token.bearer())
                     .header("accept", "application/json");
                 if let Some(body) = body {
-                    request = request.json(body);
+                    request = request
+                        .header("content-type", "application/json")
+                        .body(body.to_owned());
                 }
                 self.requests.fetch_add(1, Ordering::Relaxed);
                 self.classify(request.send().await).await
@@ -339,12 +359,16 @@ fn transient<T>(reason: String) -> Verdict<T, SalesforceError> {
 
 #[async_trait]
 impl RecordSink for SalesforceClient {
-    async fn upsert(&self, records: &[Value]) -> Result<Vec<UpsertOutcome>, SalesforceError> {
+    async fn upsert(&self, records: &[SObject<'_>]) -> Result<Vec<UpsertOutcome>, SalesforceError> {
         let path = format!(
             "composite/sobjects/{}/{}",
             self.object, self.external_id_field
         );
-        let body = json!({ "allOrNone": false, "records": records });
+        let body = serde_json::to_string(&CollectionsUpsert {
+            all_or_none: false,
+            records,
+        })
+        .map_err(|e| SalesforceError::BadResponse(format!("the upsert body: {e}")))?;
         let (_, text) = self.call(Method::PATCH, &path, Some(&body)).await?;
         let results: Vec<Value> = serde_json::from_str(&text).map_err(|e| {
             SalesforceError::BadResponse(format!("upsert result is not a JSON array ({e})"))
@@ -574,6 +598,7 @@ impl TokenFetcher for SalesforceTokenFetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn limit_header_forms() {

@@ -3,10 +3,11 @@
 
 use super::{Fate, Incoming};
 use crate::cxone::DispositionSource;
-use crate::dlq::{DeadLetter, RecordError, SCHEMA_VERSION};
+use crate::dlq::{DeadLetter, SCHEMA_VERSION};
 use crate::domain::{DispositionId, SourceRecord};
 use crate::mapping::{RulesCache, to_salesforce};
 use crate::record::{Row, columns};
+use crate::salesforce::RecordError;
 use crate::salesforce::{RecordSink, SalesforceError};
 use crate::sync::Settings;
 use crate::sync::lease::{self, Holder};

@@ -4,7 +4,8 @@
 use super::Engine;
 use super::plan::Latest;
 use super::writer::{Rejection, Write};
-use crate::dlq::{DeadLetter, DeadLetterKind, RecordError};
+use crate::dlq::{DeadLetter, DeadLetterKind};
+use crate::salesforce::RecordError;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 

@@ -7,11 +7,10 @@
 use super::Settings;
 use super::report::{Reason, Reconcile};
 use super::writer::Write;
-use crate::dlq::RecordError;
 use crate::domain::{Disposition, DispositionId};
 use crate::mapping::{Mapped, Rules, RulesCache, to_salesforce};
 use crate::record::{Row, columns};
-use crate::salesforce::{RecordSink, SalesforceError};
+use crate::salesforce::{RecordError, RecordSink, SalesforceError};
 use crate::watermark::{SyncState, Version};
 use chrono::{DateTime, Utc};
 use serde_json::Value;

@@ -7,12 +7,11 @@
 
 use super::Settings;
 use super::report::Reason;
-use crate::dlq::RecordError;
 use crate::domain::{Disposition, DispositionId};
 use crate::mapping::{RulesCache, to_salesforce};
 use crate::record::{Fields, SObject, Target};
 use crate::retry::{self, Class};
-use crate::salesforce::{RecordSink, SalesforceError, UpsertOutcome};
+use crate::salesforce::{RecordError, RecordSink, SalesforceError, UpsertOutcome};
 use futures::StreamExt;
 use serde_json::Value;
 use std::sync::Mutex;
@@ -215,9 +214,9 @@ impl Writer<'_> {
                     if stopping.lock().unwrap().is_some() {
                         return (batch, None);
                     }
-                    let records: Vec<Value> = batch
+                    let records: Vec<SObject> = batch
                         .iter()
-                        .filter_map(|&i| serde_json::to_value(writes[i].sobject(&s.target)).ok())
+                        .map(|&i| writes[i].sobject(&s.target))
                         .collect();
                     let result = self.sink.upsert(&records).await;
                     let refusal = match &result {

@@ -6,8 +6,9 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, TimeDelta, Utc};
 use disposition_sim::world::{LocalWorld, queue_bodies, queue_depth};
 use disposition_sync::dlq::{
-    DeadLetter, DeadLetterKind, DeadLetterQueue, RecordError, SCHEMA_VERSION, SqsDeadLetterQueue,
+    DeadLetter, DeadLetterKind, DeadLetterQueue, SCHEMA_VERSION, SqsDeadLetterQueue,
 };
+use disposition_sync::salesforce::RecordError;
 use disposition_sync::watermark::{
     DynamoDbStateStore, Lease, StateError, StateStore, SyncState, VersionMark, Versioned,
 };
