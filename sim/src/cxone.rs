@@ -16,7 +16,7 @@
 use crate::server::{self, RecordedRequest, RequestLog};
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -684,7 +684,12 @@ async fn token(
             "The body must be application/x-www-form-urlencoded",
         );
     }
-    let form = parse_form(&text);
+    // Decoded here rather than by the `Form` extractor: the raw body is logged and a fault
+    // answers before the body is looked at, and a wrong content type gets the OAuth error above
+    // rather than the extractor's 415.
+    let form: Vec<(String, String)> = form_urlencoded::parse(text.as_bytes())
+        .into_owned()
+        .collect();
     // HTTP Basic (client_secret_basic) wins over body credentials (client_secret_post).
     let credentials = basic_credentials(&headers).or_else(|| {
         let id = param(&form, "client_id")?;
@@ -774,7 +779,14 @@ fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
         .ok()?;
     let decoded = String::from_utf8(decoded).ok()?;
     let (id, secret) = decoded.split_once(':')?;
-    Some((percent_decode(id), percent_decode(secret)))
+    Some((form_value(id), form_value(secret)))
+}
+
+/// One form-encoded value: `+` is a space, `%XX` a byte.
+fn form_value(text: &str) -> String {
+    percent_encoding::percent_decode_str(&text.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 /// The 401 answer, unless the request carries a live bearer token.
@@ -804,6 +816,9 @@ async fn list(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    // Pairs rather than a struct: a repeated parameter takes its first value, where a struct
+    // would refuse the whole query.
+    Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
     if let Some(refusal) = admit(&shared, "list", &method, &uri, None).await {
         return refusal;
@@ -811,7 +826,6 @@ async fn list(
     if let Some(refusal) = unauthorized(&shared, &headers) {
         return refusal;
     }
-    let query = parse_form(uri.query().unwrap_or(""));
     let invalid =
         |description: String| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &description);
     let since = match param(&query, "last_modified_date") {
@@ -904,52 +918,12 @@ fn log_other(shared: &Shared, method: &Method, uri: &Uri) {
     });
 }
 
-/// `application/x-www-form-urlencoded` pairs (also the query string's syntax).
-fn parse_form(text: &str) -> Vec<(String, String)> {
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(key), percent_decode(value))
-        })
-        .collect()
-}
-
 /// The first value of `key`.
 fn param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
-}
-
-/// Form decoding: `+` is a space and `%XX` a byte; a malformed escape is kept as written.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let escaped = (bytes[i] == b'%')
-            .then(|| bytes.get(i + 1..i + 3))
-            .flatten()
-            .filter(|hex| hex.iter().all(u8::is_ascii_hexdigit))
-            .and_then(|hex| u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok());
-        match (bytes[i], escaped) {
-            (_, Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (byte, None) => {
-                out.push(byte);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 // ---------------------------------------------------------------------------------------------

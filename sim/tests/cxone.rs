@@ -838,3 +838,56 @@ async fn the_binary_serves_both_simulators_until_sigterm() {
     assert!(!ready.exists(), "the ready file is removed on shutdown");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn query_and_credentials_decode_like_forms() {
+    let config = CxoneConfig {
+        client_secret: "s+cr3t p".into(),
+        ..CxoneConfig::default()
+    };
+    let sim = CxoneSim::start(config).await;
+    sim.seed(3);
+
+    // Basic credentials are form-encoded (RFC 6749 §2.3.1): `%2B` is a plus, `+` a space.
+    let response = client()
+        .post(format!("{}/oauth/token", sim.url()))
+        .basic_auth("cx-client", Some("s%2Bcr3t+p"))
+        .form(&[("grant_type", "client_credentials"), ("scope", SCOPE)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let token = response.json::<Value>().await.unwrap()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // A repeated parameter takes its first value.
+    let response = client()
+        .get(format!(
+            "{}/api/v2/dispositions?pageSize=2&pageSize=500",
+            sim.url()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["pageSize"], 2);
+
+    // A malformed escape stays as written.
+    let response = client()
+        .get(format!(
+            "{}/api/v2/dispositions?last_modified_date=%zz+1",
+            sim.url()
+        ))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["error_description"],
+        "last_modified_date must be an RFC 3339 time, got \"%zz 1\""
+    );
+}
