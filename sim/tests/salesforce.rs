@@ -1264,3 +1264,107 @@ async fn inserts_and_id_updates_keep_the_external_id_unique() {
     assert_eq!(renamed.status, StatusCode::NO_CONTENT);
     assert_eq!(org.sim.record("new").unwrap().fields["Name"], "Renamed");
 }
+
+#[tokio::test]
+async fn paths_are_read_segment_by_segment_and_every_method_is_routed() {
+    let org = Org::start().await;
+    let url = |path: &str| format!("{}{path}", org.sim.url());
+    let send = |method: Method, path: &str| {
+        org.http
+            .request(method, url(path))
+            .bearer_auth(&org.token)
+            .send()
+    };
+
+    // Empty segments are skipped and escapes decoded before the path is matched; the log keeps
+    // the path as sent.
+    for path in [
+        "/services/data/v62.0/limits/",
+        "/services/data//v62.0//limits",
+        "/services/data/v62%2E0/%6Cimits",
+    ] {
+        let answer = reply(send(Method::GET, path).await.unwrap()).await;
+        assert_eq!(answer.status, StatusCode::OK, "{path}");
+        assert_eq!(org.sim.log().requests().last().unwrap().uri, path);
+    }
+    let described = send(
+        Method::GET,
+        "/services/data/v62.0/sobjects/Disposition__c/describe/",
+    )
+    .await
+    .unwrap();
+    assert_eq!(described.status(), StatusCode::OK);
+    assert_eq!(org.sim.log().count("limits"), 3);
+
+    // A data path with no resource, a method the resource lacks (HEAD included) and an unknown
+    // resource are data calls: counted, with the usage header, then 404 logged as `other`.
+    for (method, path) in [
+        (Method::GET, "/services/data/v62.0"),
+        (Method::GET, "/services/data/v62.0/"),
+        (Method::GET, "/services/data/v62.0/composite"),
+        (Method::HEAD, "/services/data/v62.0/limits"),
+        (
+            Method::GET,
+            "/services/data/v62.0/sobjects/Disposition__c/a0B5g0000000001EAA",
+        ),
+        (Method::PUT, "/services/data/v62.0/query/x/y"),
+    ] {
+        let response = send(method.clone(), path).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        assert!(
+            response.headers().contains_key("sforce-limit-info"),
+            "{path}"
+        );
+    }
+    // `describe` in a record's place is read as an Id (here, an unknown external ID field).
+    let patched = org
+        .call(
+            Method::PATCH,
+            "sobjects/Disposition__c/describe",
+            Some(json!({"Name": "x"})),
+        )
+        .await;
+    assert_eq!(
+        (patched.status, &patched.body[0]["message"]),
+        (
+            StatusCode::NOT_FOUND,
+            &json!("Provided external ID field does not exist or is not accessible: describe")
+        )
+    );
+
+    // Outside the data API: 404 without a session check or usage; the token and versions list
+    // answer only their own method.
+    for (method, path) in [
+        (Method::GET, "/services/data//"),
+        (Method::GET, "/services/oauth2/token"),
+        (Method::HEAD, "/services/data/"),
+        (Method::POST, "/services/data"),
+        (Method::GET, "/_sim"),
+    ] {
+        let response = send(method.clone(), path).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        assert!(
+            !response.headers().contains_key("sforce-limit-info"),
+            "{path}"
+        );
+    }
+    let counts = org.sim.log().counts();
+    assert_eq!(counts.get("other"), Some(&11));
+    assert_eq!(counts.get("upsert_single"), Some(&1));
+
+    // Admin routes answer only their own methods, and nothing there is logged.
+    for (method, path) in [
+        (Method::POST, "/_sim/records"),
+        (Method::HEAD, "/_sim/table"),
+        (Method::GET, "/_sim/"),
+        (Method::GET, "/_sim/records/"),
+        (Method::GET, "/_sim/fail-next"),
+    ] {
+        let response = send(method.clone(), path).await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND, "{method} {path}");
+        if method != Method::HEAD {
+            assert_eq!(response.text().await.unwrap(), "unknown admin route");
+        }
+    }
+    assert_eq!(org.sim.log().counts(), counts);
+}
