@@ -1,23 +1,28 @@
-//! HTTP: names each request's endpoint, logs it, then answers it. Data calls pass the checks every
-//! REST call meets on the platform, in its order: session, then API allowance, then the
+//! HTTP: the org's routes. Every API request is logged under its endpoint's name (the names
+//! faults and latency target), then answered, a queued fault first. Data calls pass the checks
+//! every REST call meets on the platform, in its order: session, then API allowance, then the
 //! resource. Also the OAuth token endpoint, the versions list and the `/_sim/` admin routes.
 
 use super::errors::ApiError;
 use super::{Fault, SfRow, Shared, State, soql, store, writes};
+use crate::server::RecordedRequest;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State as AxumState};
-use axum::http::request::Parts;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::extract::{FromRequest, OriginalUri, Path, Request, State as AxumState};
+use axum::handler::Handler;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
+use axum::routing::{MethodRouter, any, get, patch, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
+use tower::ServiceExt;
 
 /// Content type of every JSON answer, as the platform sends it.
 const JSON: &str = "application/json;charset=UTF-8";
@@ -29,8 +34,140 @@ const OLDEST_VERSION: u32 = 31;
 const ORG_ID: &str = "00D5g000004SiMo";
 const USER_ID: &str = "0055g000004SiMu";
 
+/// The handlers' view of the org.
+type Org = AxumState<Arc<Shared>>;
+
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
-    Router::new().fallback(handle).with_state(shared)
+    let api = Router::new()
+        .merge(open_routes())
+        .merge(data_routes())
+        .merge(admin_routes())
+        .fallback(not_found)
+        .with_state(shared);
+    // A path is made canonical before it is routed, so the rewrite wraps the whole router; the
+    // outer router keeps the URI as sent, as `OriginalUri`, for the log.
+    Router::new().fallback_service(api.map_request(canonical_data_path))
+}
+
+/// The token endpoint and the versions list: no session, no usage count.
+fn open_routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route("/services/oauth2/token", post(token))
+        .route("/services/data", get_only(versions, not_found))
+        .route("/services/data/", get_only(versions, not_found))
+        .method_not_allowed_fallback(not_found)
+}
+
+/// `/services/data/vNN.N/...`. Whatever else is asked under a version, with any method, is a data
+/// call too: it needs a session and costs an API call, then gets 404.
+fn data_routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route(
+            "/services/data/{version}/composite/sobjects/{object}/{field}",
+            patch(upsert),
+        )
+        .route(
+            "/services/data/{version}/composite/sobjects",
+            post(create).delete(delete_collection),
+        )
+        .route("/services/data/{version}/composite", post(composite))
+        .route(
+            "/services/data/{version}/sobjects/{object}/{field}/{value}",
+            patch(upsert_single),
+        )
+        // `describe` shares the record route: a PATCH or DELETE of `.../describe` is about a
+        // record whose Id is "describe".
+        .route(
+            "/services/data/{version}/sobjects/{object}/{id}",
+            get_only(describe, data_not_found)
+                .patch(update_by_id)
+                .delete(delete_one),
+        )
+        .route(
+            "/services/data/{version}/query",
+            get_only(query, data_not_found),
+        )
+        .route(
+            "/services/data/{version}/query/{locator}",
+            get_only(query_more, data_not_found),
+        )
+        .route(
+            "/services/data/{version}/limits",
+            get_only(limits, data_not_found),
+        )
+        .route("/services/data/{version}", any(data_not_found))
+        .route("/services/data/{version}/{*rest}", any(data_not_found))
+        .method_not_allowed_fallback(data_not_found)
+}
+
+/// `/_sim/...`: views and controls for the standalone demo. Not API calls: not logged.
+fn admin_routes() -> Router<Arc<Shared>> {
+    Router::new()
+        .route(
+            "/_sim/records",
+            get_only(admin_records, unknown_admin_route),
+        )
+        .route("/_sim/table", get_only(admin_table, unknown_admin_route))
+        .route("/_sim/counts", get_only(admin_counts, unknown_admin_route))
+        .route(
+            "/_sim/record-errors",
+            post(admin_inject_record_error).delete(admin_clear_record_errors),
+        )
+        .route("/_sim/fail-next", post(admin_fail_next))
+        .route("/_sim/", any(unknown_admin_route))
+        .route("/_sim/{*rest}", any(unknown_admin_route))
+        .method_not_allowed_fallback(unknown_admin_route)
+}
+
+/// `get(handler)` without the HEAD axum adds to it: this org serves no HEAD, so HEAD gets
+/// `refusal`, the route's answer to every method it lacks.
+fn get_only<H, T, R, U>(handler: H, refusal: R) -> MethodRouter<Arc<Shared>>
+where
+    H: Handler<T, Arc<Shared>>,
+    R: Handler<U, Arc<Shared>>,
+    T: 'static,
+    U: 'static,
+{
+    get(handler).head(refusal)
+}
+
+/// Data paths are read segment by segment: empty segments (a doubled or trailing `/`) are
+/// skipped and escapes decoded, so `/services/data/v62.0//limits/` is the limits resource. The
+/// router matches the path as written, so this rewrites a data path to that canonical form
+/// first, each segment encoded again so that an escaped `/` stays inside its segment.
+fn canonical_data_path(mut request: Request) -> Request {
+    let Some(segments) = data_segments(request.uri().path()) else {
+        return request;
+    };
+    let mut path_and_query = String::from("/services/data");
+    for segment in &segments {
+        path_and_query.push('/');
+        path_and_query.extend(utf8_percent_encode(segment, NON_ALPHANUMERIC));
+    }
+    if let Some(query) = request.uri().query() {
+        path_and_query.push('?');
+        path_and_query.push_str(query);
+    }
+    let mut parts = request.uri().clone().into_parts();
+    parts.path_and_query = Some(
+        path_and_query
+            .parse()
+            .expect("escaped segments and a query that parsed before make a valid path"),
+    );
+    *request.uri_mut() = Uri::from_parts(parts).expect("only the path changed");
+    request
+}
+
+/// The decoded, non-empty segments of a path under `/services/data/`, version first. None when
+/// the path names nothing there.
+fn data_segments(path: &str) -> Option<Vec<String>> {
+    let segments: Vec<String> = path
+        .strip_prefix("/services/data/")?
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode(s, false))
+        .collect();
+    (!segments.is_empty()).then_some(segments)
 }
 
 /// `vNN.N` from a data URL.
@@ -55,6 +192,11 @@ impl ApiVersion {
             .then_some(version)
     }
 
+    /// The version a data route names, or the platform's 404 for one it does not serve.
+    fn served(segment: &str) -> Result<Self, ApiError> {
+        Self::parse(segment).ok_or_else(ApiError::not_found)
+    }
+
     pub fn at_least(self, major: u32) -> bool {
         self.major >= major
     }
@@ -67,216 +209,163 @@ impl fmt::Display for ApiVersion {
 }
 
 /// Splits `/services/data/vNN.N/a/b/c` into its version (None when not a served version) and
-/// its percent-decoded segments. None when the path is not under `/services/data/vNN.N`.
+/// its percent-decoded segments, as a Composite subrequest's URL names its resource. None when
+/// the path is not under `/services/data/vNN.N`.
 pub(crate) fn split_data_path(path: &str) -> Option<(Option<ApiVersion>, Vec<String>)> {
-    let rest = path.strip_prefix("/services/data/")?;
-    let mut segments = rest
-        .split('/')
-        .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s, false));
+    let mut segments = data_segments(path)?.into_iter();
     let version = segments.next()?;
     Some((ApiVersion::parse(&version), segments.collect()))
 }
 
-/// What a request asks for.
-#[derive(Debug)]
-enum Route {
-    Token,
-    Versions,
-    /// Under `/services/data/vNN.N/`; `version` is None for a version the org does not serve.
-    Data {
-        version: Option<ApiVersion>,
-        resource: Resource,
-    },
-    Other,
+/// A request as the org reads it: the body whole, and the URI as the client sent it.
+struct Received {
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
 }
 
-#[derive(Debug)]
-enum Resource {
-    Upsert {
-        object: String,
-        field: String,
-    },
-    CreateCollection,
-    DeleteCollection,
-    UpsertSingle {
-        object: String,
-        field: String,
-        value: String,
-    },
-    UpdateById {
-        object: String,
-        id: String,
-    },
-    DeleteOne {
-        object: String,
-        id: String,
-    },
-    Composite,
-    Query,
-    QueryMore {
-        locator: String,
-    },
-    Describe {
-        object: String,
-    },
-    Limits,
-    NotFound,
-}
+impl<S: Send + Sync> FromRequest<S> for Received {
+    type Rejection = Response;
 
-impl Route {
-    fn parse(method: &Method, path: &str) -> Route {
-        if path == "/services/oauth2/token" {
-            return if method == Method::POST {
-                Route::Token
-            } else {
-                Route::Other
-            };
-        }
-        if matches!(path, "/services/data" | "/services/data/") {
-            return if method == Method::GET {
-                Route::Versions
-            } else {
-                Route::Other
-            };
-        }
-        let Some((version, segments)) = split_data_path(path) else {
-            return Route::Other;
+    async fn from_request(request: Request, _: &S) -> Result<Self, Response> {
+        let (parts, body) = request.into_parts();
+        let uri = match parts.extensions.get::<OriginalUri>() {
+            Some(OriginalUri(sent)) => sent.clone(),
+            None => parts.uri,
         };
-        let s: Vec<&str> = segments.iter().map(String::as_str).collect();
-        let owned = |s: &str| s.to_string();
-        let resource = match (method.as_str(), s.as_slice()) {
-            ("PATCH", ["composite", "sobjects", object, field]) => Resource::Upsert {
-                object: owned(object),
-                field: owned(field),
-            },
-            ("POST", ["composite", "sobjects"]) => Resource::CreateCollection,
-            ("DELETE", ["composite", "sobjects"]) => Resource::DeleteCollection,
-            ("POST", ["composite"]) => Resource::Composite,
-            ("GET", ["sobjects", object, "describe"]) => Resource::Describe {
-                object: owned(object),
-            },
-            ("PATCH", ["sobjects", object, field, value]) => Resource::UpsertSingle {
-                object: owned(object),
-                field: owned(field),
-                value: owned(value),
-            },
-            ("PATCH", ["sobjects", object, id]) => Resource::UpdateById {
-                object: owned(object),
-                id: owned(id),
-            },
-            ("DELETE", ["sobjects", object, id]) => Resource::DeleteOne {
-                object: owned(object),
-                id: owned(id),
-            },
-            ("GET", ["query"]) => Resource::Query,
-            ("GET", ["query", locator]) => Resource::QueryMore {
-                locator: owned(locator),
-            },
-            ("GET", ["limits"]) => Resource::Limits,
-            _ => Resource::NotFound,
-        };
-        Route::Data { version, resource }
-    }
-
-    /// The name the request log files this request under.
-    fn endpoint(&self) -> &'static str {
-        match self {
-            Route::Token => "token",
-            Route::Versions => "versions",
-            Route::Other => "other",
-            Route::Data { resource, .. } => match resource {
-                Resource::Upsert { .. } => "upsert",
-                Resource::CreateCollection => "create",
-                Resource::DeleteCollection | Resource::DeleteOne { .. } => "delete",
-                Resource::UpsertSingle { .. } | Resource::UpdateById { .. } => "upsert_single",
-                Resource::Composite => "composite",
-                Resource::Query | Resource::QueryMore { .. } => "query",
-                Resource::Describe { .. } => "describe",
-                Resource::Limits => "limits",
-                Resource::NotFound => "other",
-            },
-        }
+        let body = axum::body::to_bytes(body, usize::MAX).await.map_err(|_| {
+            text_response(StatusCode::BAD_REQUEST, "could not read the request body")
+        })?;
+        Ok(Self {
+            method: parts.method,
+            uri,
+            headers: parts.headers,
+            body,
+        })
     }
 }
 
-async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
-    let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-        return text_response(StatusCode::BAD_REQUEST, "could not read the request body");
-    };
-    if let Some(admin_path) = parts.uri.path().strip_prefix("/_sim/") {
-        return admin(&shared, &parts.method, admin_path, &body);
+impl Received {
+    /// A call outside the data API: the token endpoint, the versions list, unknown paths.
+    async fn open(
+        self,
+        shared: &Shared,
+        endpoint: &str,
+        answer: impl FnOnce(&mut State, &Received) -> Response,
+    ) -> Response {
+        self.answer(shared, endpoint, false, answer).await
     }
-    let route = Route::parse(&parts.method, parts.uri.path());
-    let endpoint = route.endpoint();
-    shared.log.record(crate::server::RecordedRequest {
-        endpoint: endpoint.to_string(),
-        method: parts.method.to_string(),
-        uri: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_string(), |pq| pq.to_string()),
-        body: String::from_utf8(body.to_vec())
+
+    /// A data call: session, allowance and usage count, then `resource`. Every answer, a
+    /// fault's too, carries the usage header.
+    async fn data(
+        self,
+        shared: &Shared,
+        endpoint: &str,
+        resource: impl FnOnce(&mut State, &Received) -> Result<Response, ApiError>,
+    ) -> Response {
+        self.answer(shared, endpoint, true, |state, request| {
+            data_call(state, request, resource)
+        })
+        .await
+    }
+
+    /// Logs the request under `endpoint`, answers it (with the endpoint's queued fault, if any),
+    /// then waits out the endpoint's latency: the request is processed first, so a client that
+    /// times out has still changed the org.
+    async fn answer(
+        self,
+        shared: &Shared,
+        endpoint: &str,
+        is_data: bool,
+        answer: impl FnOnce(&mut State, &Received) -> Response,
+    ) -> Response {
+        shared.log.record(self.recorded(endpoint));
+        let (answer, delay) = {
+            let mut state = shared.state();
+            let answer = match state.take_fault(endpoint) {
+                Some(Fault::Reset) => None,
+                Some(Fault::Respond { status, body }) => Some(json_response(status, &body)),
+                None => Some(answer(&mut state, &self)),
+            };
+            let answer = answer.map(|mut response| {
+                if is_data {
+                    add_usage_header(&mut response, &state);
+                }
+                response
+            });
+            (answer, state.latency.get(endpoint).copied())
+        };
+        if let Some(delay) = delay {
+            tokio::time::sleep(delay).await;
+        }
+        match answer {
+            Some(response) => response,
+            // Unwinding out of the handler ends the connection task, so the client sees the
+            // connection close with no answer. `resume_unwind` skips the panic hook: no noise.
+            None => std::panic::resume_unwind(Box::new("simulated connection reset")),
+        }
+    }
+
+    /// The log's copy of the request. Token requests keep their body with the client secret's
+    /// value replaced, so a log printed by a failing test never shows it.
+    fn recorded(&self, endpoint: &str) -> RecordedRequest {
+        let body = String::from_utf8(self.body.to_vec())
             .ok()
             .filter(|text| !text.is_empty())
-            .map(|text| match route {
-                Route::Token => redact_client_secret(&text),
+            .map(|text| match endpoint {
+                "token" => redact_client_secret(&text),
                 _ => text,
-            }),
-    });
-    let (answer, delay) = {
-        let mut state = shared.state();
-        (
-            respond(&mut state, &route, &parts, &body),
-            state.latency.get(endpoint).copied(),
-        )
-    };
-    if let Some(delay) = delay {
-        tokio::time::sleep(delay).await;
+            });
+        RecordedRequest {
+            endpoint: endpoint.to_string(),
+            method: self.method.to_string(),
+            uri: self
+                .uri
+                .path_and_query()
+                .map_or_else(|| self.uri.path().to_string(), ToString::to_string),
+            body,
+        }
     }
-    match answer {
-        Some(response) => response,
-        // Unwinding out of the handler ends the connection task, so the client sees the
-        // connection close with no answer. `resume_unwind` skips the panic hook: no noise.
-        None => std::panic::resume_unwind(Box::new("simulated connection reset")),
-    }
-}
 
-/// The answer to a logged request; None = drop the connection.
-fn respond(state: &mut State, route: &Route, parts: &Parts, body: &[u8]) -> Option<Response> {
-    let is_data = matches!(route, Route::Data { .. });
-    if let Some(fault) = state.take_fault(route.endpoint()) {
-        let Fault::Respond { status, body } = fault else {
-            return None;
-        };
-        let mut response = json_response(status, &body);
-        if is_data {
-            add_usage_header(&mut response, state);
+    /// A body of a JSON write must be declared as JSON; an absent Content-Type is read as JSON.
+    fn require_json(&self) -> Result<(), ApiError> {
+        match self
+            .headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or_default())
+        {
+            Some(content_type)
+                if !content_type
+                    .trim_start()
+                    .to_ascii_lowercase()
+                    .starts_with("application/json") =>
+            {
+                Err(ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "UNSUPPORTED_MEDIA_TYPE",
+                    format!(
+                        "Content-Type header specified in HTTP request is not supported: {content_type}"
+                    ),
+                ))
+            }
+            _ => Ok(()),
         }
-        return Some(response);
     }
-    Some(match route {
-        Route::Token => token(state, parts, body),
-        Route::Versions => json_response(StatusCode::OK, &versions()),
-        Route::Other => error_response(&ApiError::not_found()),
-        Route::Data { version, resource } => {
-            let mut response = data_call(state, parts, *version, resource, body);
-            add_usage_header(&mut response, state);
-            response
-        }
-    })
+
+    fn query_params(&self) -> HashMap<String, String> {
+        query_params(self.uri.query())
+    }
 }
 
 /// Session check, allowance check, usage count, then the resource itself.
 fn data_call(
     state: &mut State,
-    parts: &Parts,
-    version: Option<ApiVersion>,
-    resource: &Resource,
-    body: &[u8],
+    request: &Received,
+    resource: impl FnOnce(&mut State, &Received) -> Result<Response, ApiError>,
 ) -> Response {
-    if !session_is_valid(state, parts) {
+    if !session_is_valid(state, &request.headers) {
         let mut response = error_response(&ApiError::new(
             StatusCode::UNAUTHORIZED,
             "INVALID_SESSION_ID",
@@ -295,81 +384,13 @@ fn data_call(
         ));
     }
     state.api_used += 1;
-    resource_call(state, parts, version, resource, body)
-        .unwrap_or_else(|error| error_response(&error))
-}
-
-fn resource_call(
-    state: &mut State,
-    parts: &Parts,
-    version: Option<ApiVersion>,
-    resource: &Resource,
-    body: &[u8],
-) -> Result<Response, ApiError> {
-    let version = version.ok_or_else(ApiError::not_found)?;
-    let params = query_params(parts.uri.query());
-    Ok(match resource {
-        Resource::Upsert { object, field } => {
-            require_json(parts)?;
-            json_response(
-                StatusCode::OK,
-                &writes::upsert_collection(state, version, object, field, body)?,
-            )
-        }
-        Resource::CreateCollection => {
-            require_json(parts)?;
-            json_response(StatusCode::OK, &writes::create_collection(state, body)?)
-        }
-        Resource::DeleteCollection => {
-            json_response(StatusCode::OK, &writes::delete_collection(state, &params)?)
-        }
-        Resource::UpsertSingle {
-            object,
-            field,
-            value,
-        } => {
-            require_json(parts)?;
-            let (status, answer) = writes::upsert_single(
-                state,
-                version,
-                object,
-                field,
-                value,
-                &writes::parse_json(body)?,
-            )?;
-            optional_json_response(status, answer)
-        }
-        Resource::UpdateById { object, id } => {
-            require_json(parts)?;
-            writes::update_by_id(state, object, id, &writes::parse_json(body)?)?;
-            optional_json_response(StatusCode::NO_CONTENT, None)
-        }
-        Resource::DeleteOne { object, id } => {
-            writes::delete_one(state, object, id)?;
-            optional_json_response(StatusCode::NO_CONTENT, None)
-        }
-        Resource::Composite => {
-            require_json(parts)?;
-            json_response(StatusCode::OK, &writes::composite(state, body)?)
-        }
-        Resource::Query => json_response(
-            StatusCode::OK,
-            &soql::query(state, version, params.get("q").map(String::as_str))?,
-        ),
-        Resource::QueryMore { locator } => {
-            json_response(StatusCode::OK, &soql::query_more(state, version, locator)?)
-        }
-        Resource::Describe { object } => json_response(StatusCode::OK, &describe(state, object)?),
-        Resource::Limits => json_response(StatusCode::OK, &limits(state)),
-        Resource::NotFound => return Err(ApiError::not_found()),
-    })
+    resource(state, request).unwrap_or_else(|error| error_response(&error))
 }
 
 /// `Authorization: Bearer <token>` (the platform also takes the older `OAuth <token>`) naming a
 /// token this org issued and has not expired.
-fn session_is_valid(state: &mut State, parts: &Parts) -> bool {
-    let Some(token) = parts
-        .headers
+fn session_is_valid(state: &mut State, headers: &HeaderMap) -> bool {
+    let Some(token) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split_once(' '))
@@ -394,40 +415,211 @@ fn session_is_valid(state: &mut State, parts: &Parts) -> bool {
     true
 }
 
-/// A body of a JSON write must be declared as JSON; an absent Content-Type is read as JSON.
-fn require_json(parts: &Parts) -> Result<(), ApiError> {
-    match parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or_default())
-    {
-        Some(content_type)
-            if !content_type
-                .trim_start()
-                .to_ascii_lowercase()
-                .starts_with("application/json") =>
-        {
-            Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "UNSUPPORTED_MEDIA_TYPE",
-                format!(
-                    "Content-Type header specified in HTTP request is not supported: {content_type}"
-                ),
-            ))
-        }
-        _ => Ok(()),
-    }
+// ----- handlers: each names the endpoint its requests are logged under -----
+
+async fn token(AxumState(shared): Org, request: Received) -> Response {
+    request.open(&shared, "token", issue_token).await
 }
 
+async fn versions(AxumState(shared): Org, request: Received) -> Response {
+    request
+        .open(&shared, "versions", |_, _| {
+            json_response(StatusCode::OK, &versions_list())
+        })
+        .await
+}
+
+/// Anything outside the data API that no route serves.
+async fn not_found(AxumState(shared): Org, request: Received) -> Response {
+    request
+        .open(&shared, "other", |_, _| {
+            error_response(&ApiError::not_found())
+        })
+        .await
+}
+
+/// Anything under a data version that no route serves.
+async fn data_not_found(AxumState(shared): Org, request: Received) -> Response {
+    request
+        .data(&shared, "other", |_, _| Err(ApiError::not_found()))
+        .await
+}
+
+async fn upsert(
+    AxumState(shared): Org,
+    Path((version, object, field)): Path<(String, String, String)>,
+    request: Received,
+) -> Response {
+    request
+        .data(&shared, "upsert", |state, request| {
+            let version = ApiVersion::served(&version)?;
+            request.require_json()?;
+            let results =
+                writes::upsert_collection(state, version, &object, &field, &request.body)?;
+            Ok(json_response(StatusCode::OK, &results))
+        })
+        .await
+}
+
+async fn create(
+    AxumState(shared): Org,
+    Path(version): Path<String>,
+    request: Received,
+) -> Response {
+    request
+        .data(&shared, "create", |state, request| {
+            ApiVersion::served(&version)?;
+            request.require_json()?;
+            let results = writes::create_collection(state, &request.body)?;
+            Ok(json_response(StatusCode::OK, &results))
+        })
+        .await
+}
+
+async fn delete_collection(
+    AxumState(shared): Org,
+    Path(version): Path<String>,
+    request: Received,
+) -> Response {
+    request
+        .data(&shared, "delete", |state, request| {
+            ApiVersion::served(&version)?;
+            let results = writes::delete_collection(state, &request.query_params())?;
+            Ok(json_response(StatusCode::OK, &results))
+        })
+        .await
+}
+
+async fn upsert_single(
+    AxumState(shared): Org,
+    Path((version, object, field, value)): Path<(String, String, String, String)>,
+    request: Received,
+) -> Response {
+    request
+        .data(&shared, "upsert_single", |state, request| {
+            let version = ApiVersion::served(&version)?;
+            request.require_json()?;
+            let body = writes::parse_json(&request.body)?;
+            let (status, answer) =
+                writes::upsert_single(state, version, &object, &field, &value, &body)?;
+            Ok(optional_json_response(status, answer))
+        })
+        .await
+}
+
+async fn update_by_id(
+    AxumState(shared): Org,
+    Path((version, object, id)): Path<(String, String, String)>,
+    request: Received,
+) -> Response {
+    request
+        .data(&shared, "upsert_single", |state, request| {
+            ApiVersion::served(&version)?;
+            request.require_json()?;
+            writes::update_by_id(state, &object, &id, &writes::parse_json(&request.body)?)?;
+            Ok(optional_json_response(StatusCode::NO_CONTENT, None))
+        })
+        .await
+}
+
+async fn delete_one(
+    AxumState(shared): Org,
+    Path((version, object, id)): Path<(String, String, String)>,
+    request: Received,
+) -> Response {
+    request
+        .data(&shared, "delete", |state, _| {
+            ApiVersion::served(&version)?;
+            writes::delete_one(state, &object, &id)?;
+            Ok(optional_json_response(StatusCode::NO_CONTENT, None))
+        })
+        .await
+}
+
+async fn composite(
+    AxumState(shared): Org,
+    Path(version): Path<String>,
+    request: Received,
+) -> Response {
+    request
+        .data(&shared, "composite", |state, request| {
+            ApiVersion::served(&version)?;
+            request.require_json()?;
+            let results = writes::composite(state, &request.body)?;
+            Ok(json_response(StatusCode::OK, &results))
+        })
+        .await
+}
+
+/// GET on the record route: `describe` is the one resource there.
+async fn describe(
+    AxumState(shared): Org,
+    Path((version, object, resource)): Path<(String, String, String)>,
+    request: Received,
+) -> Response {
+    if resource != "describe" {
+        return data_not_found(AxumState(shared), request).await;
+    }
+    request
+        .data(&shared, "describe", |state, _| {
+            ApiVersion::served(&version)?;
+            Ok(json_response(
+                StatusCode::OK,
+                &describe_object(state, &object)?,
+            ))
+        })
+        .await
+}
+
+async fn query(AxumState(shared): Org, Path(version): Path<String>, request: Received) -> Response {
+    request
+        .data(&shared, "query", |state, request| {
+            let version = ApiVersion::served(&version)?;
+            let params = request.query_params();
+            let page = soql::query(state, version, params.get("q").map(String::as_str))?;
+            Ok(json_response(StatusCode::OK, &page))
+        })
+        .await
+}
+
+async fn query_more(
+    AxumState(shared): Org,
+    Path((version, locator)): Path<(String, String)>,
+    request: Received,
+) -> Response {
+    request
+        .data(&shared, "query", |state, _| {
+            let version = ApiVersion::served(&version)?;
+            let page = soql::query_more(state, version, &locator)?;
+            Ok(json_response(StatusCode::OK, &page))
+        })
+        .await
+}
+
+async fn limits(
+    AxumState(shared): Org,
+    Path(version): Path<String>,
+    request: Received,
+) -> Response {
+    request
+        .data(&shared, "limits", |state, _| {
+            ApiVersion::served(&version)?;
+            Ok(json_response(StatusCode::OK, &limits_body(state)))
+        })
+        .await
+}
+
+// ----- answers -----
+
 /// `POST /services/oauth2/token` with the client-credentials grant.
-fn token(state: &mut State, parts: &Parts, body: &[u8]) -> Response {
+fn issue_token(state: &mut State, request: &Received) -> Response {
     let oauth_error = |error: &str, description: &str| {
         json_response(
             StatusCode::BAD_REQUEST,
             &json!({"error": error, "error_description": description}),
         )
     };
-    let host = parts
+    let host = request
         .headers
         .get(header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -439,7 +631,7 @@ fn token(state: &mut State, parts: &Parts, body: &[u8]) -> Response {
     {
         return oauth_error("invalid_grant", "request not supported on this domain");
     }
-    let is_form = parts
+    let is_form = request
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -448,7 +640,7 @@ fn token(state: &mut State, parts: &Parts, body: &[u8]) -> Response {
                 .starts_with("application/x-www-form-urlencoded")
         });
     let form = if is_form {
-        parse_form(&String::from_utf8_lossy(body))
+        parse_form(&String::from_utf8_lossy(&request.body))
     } else {
         HashMap::new()
     };
@@ -457,7 +649,7 @@ fn token(state: &mut State, parts: &Parts, body: &[u8]) -> Response {
     }
     let (client_id, client_secret) = match (form.get("client_id"), form.get("client_secret")) {
         (Some(id), Some(secret)) => (id.clone(), secret.clone()),
-        _ => basic_credentials(parts).unwrap_or_default(),
+        _ => basic_credentials(&request.headers).unwrap_or_default(),
     };
     if client_id != state.config.client_id || client_secret != state.config.client_secret {
         return oauth_error("invalid_client", "invalid client credentials");
@@ -501,8 +693,8 @@ fn redact_client_secret(form: &str) -> String {
 }
 
 /// `client_id:client_secret` from `Authorization: Basic ...`.
-fn basic_credentials(parts: &Parts) -> Option<(String, String)> {
-    let value = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+fn basic_credentials(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, encoded) = value.split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("Basic") {
         return None;
@@ -513,7 +705,7 @@ fn basic_credentials(parts: &Parts) -> Option<(String, String)> {
 }
 
 /// The versions list: the one data URL that needs no session and counts no usage.
-fn versions() -> Value {
+fn versions_list() -> Value {
     const SEASONS: [&str; 3] = ["Winter", "Spring", "Summer"];
     // v62.0 was Winter '25; each release since adds one version, three a year.
     let entries: Vec<Value> = (OLDEST_VERSION..=NEWEST_VERSION)
@@ -527,7 +719,7 @@ fn versions() -> Value {
     Value::Array(entries)
 }
 
-fn describe(state: &State, object: &str) -> Result<Value, ApiError> {
+fn describe_object(state: &State, object: &str) -> Result<Value, ApiError> {
     if !state.is_object(object) {
         return Err(ApiError::not_found());
     }
@@ -547,7 +739,7 @@ fn describe(state: &State, object: &str) -> Result<Value, ApiError> {
     }))
 }
 
-fn limits(state: &State) -> Value {
+fn limits_body(state: &State) -> Value {
     json!({"DailyApiRequests": {"Max": state.api_max, "Remaining": state.api_max.saturating_sub(state.api_used)}})
 }
 
@@ -655,67 +847,81 @@ struct FailNextRequest {
     times: u32,
 }
 
-/// `/_sim/...`: controls and views for the standalone demo.
-fn admin(shared: &Shared, method: &Method, path: &str, body: &Bytes) -> Response {
-    match (method.as_str(), path) {
-        ("GET", "records") => {
-            let rows: Vec<Value> = shared
+async fn admin_records(AxumState(shared): Org) -> Response {
+    let rows: Vec<Value> = shared
+        .state()
+        .sorted_rows()
+        .iter()
+        .map(store::row_json)
+        .collect();
+    json_response(StatusCode::OK, &Value::Array(rows))
+}
+
+async fn admin_table(AxumState(shared): Org) -> Response {
+    let state = shared.state();
+    text_response(
+        StatusCode::OK,
+        render_table(&state.sorted_rows(), &state.config.external_id_field),
+    )
+}
+
+async fn admin_counts(AxumState(shared): Org) -> Response {
+    json_response(StatusCode::OK, &json!(shared.log.counts()))
+}
+
+/// `{external_id, code, message, times?}`, read whatever the content type says.
+async fn admin_inject_record_error(AxumState(shared): Org, request: Received) -> Response {
+    match serde_json::from_slice::<RecordErrorRequest>(&request.body) {
+        Ok(r) => {
+            shared
                 .state()
-                .sorted_rows()
-                .iter()
-                .map(store::row_json)
-                .collect();
-            json_response(StatusCode::OK, &Value::Array(rows))
-        }
-        ("GET", "table") => {
-            let state = shared.state();
-            text_response(
-                StatusCode::OK,
-                render_table(&state.sorted_rows(), &state.config.external_id_field),
-            )
-        }
-        ("GET", "counts") => json_response(StatusCode::OK, &json!(shared.log.counts())),
-        ("POST", "record-errors") => match serde_json::from_slice::<RecordErrorRequest>(body) {
-            Ok(r) => {
-                shared
-                    .state()
-                    .inject_record_error(&r.external_id, &r.code, &r.message, r.times);
-                optional_json_response(StatusCode::NO_CONTENT, None)
-            }
-            Err(e) => text_response(
-                StatusCode::BAD_REQUEST,
-                format!("expected {{external_id, code, message, times?}}: {e}"),
-            ),
-        },
-        ("DELETE", "record-errors") => {
-            shared.state().record_errors.clear();
+                .inject_record_error(&r.external_id, &r.code, &r.message, r.times);
             optional_json_response(StatusCode::NO_CONTENT, None)
         }
-        ("POST", "fail-next") => match serde_json::from_slice::<FailNextRequest>(body) {
-            Ok(r) => match StatusCode::from_u16(r.status) {
-                Ok(status) => {
-                    shared.state().push_fault(
-                        &r.endpoint,
-                        Fault::Respond {
-                            status,
-                            body: r.body,
-                        },
-                        r.times,
-                    );
-                    optional_json_response(StatusCode::NO_CONTENT, None)
-                }
-                Err(_) => text_response(
-                    StatusCode::BAD_REQUEST,
-                    format!("{} is not an HTTP status", r.status),
-                ),
-            },
-            Err(e) => text_response(
+        Err(e) => text_response(
+            StatusCode::BAD_REQUEST,
+            format!("expected {{external_id, code, message, times?}}: {e}"),
+        ),
+    }
+}
+
+async fn admin_clear_record_errors(AxumState(shared): Org) -> Response {
+    shared.state().record_errors.clear();
+    optional_json_response(StatusCode::NO_CONTENT, None)
+}
+
+/// `{endpoint, status, body, times}`, read whatever the content type says.
+async fn admin_fail_next(AxumState(shared): Org, request: Received) -> Response {
+    let r = match serde_json::from_slice::<FailNextRequest>(&request.body) {
+        Ok(r) => r,
+        Err(e) => {
+            return text_response(
                 StatusCode::BAD_REQUEST,
                 format!("expected {{endpoint, status, body, times}}: {e}"),
-            ),
-        },
-        _ => text_response(StatusCode::NOT_FOUND, "unknown admin route"),
+            );
+        }
+    };
+    match StatusCode::from_u16(r.status) {
+        Ok(status) => {
+            shared.state().push_fault(
+                &r.endpoint,
+                Fault::Respond {
+                    status,
+                    body: r.body,
+                },
+                r.times,
+            );
+            optional_json_response(StatusCode::NO_CONTENT, None)
+        }
+        Err(_) => text_response(
+            StatusCode::BAD_REQUEST,
+            format!("{} is not an HTTP status", r.status),
+        ),
     }
+}
+
+async fn unknown_admin_route() -> Response {
+    text_response(StatusCode::NOT_FOUND, "unknown admin route")
 }
 
 /// The rows as a padded plain-text table, one line per row.
@@ -776,7 +982,7 @@ mod tests {
 
     #[test]
     fn versions_follow_the_release_calendar() {
-        let list = versions();
+        let list = versions_list();
         let label = |v: &str| {
             list.as_array()
                 .unwrap()
