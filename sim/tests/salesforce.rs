@@ -1368,3 +1368,24 @@ async fn paths_are_read_segment_by_segment_and_every_method_is_routed() {
     }
     assert_eq!(org.sim.log().counts(), counts);
 }
+
+#[tokio::test]
+async fn repeated_query_parameters_take_the_last_value() {
+    let org = Org::start().await;
+    org.sim
+        .insert_record(fields(json!({"CXone_DispositionId__c": "1", "Name": "One"})));
+    let answer = reply(
+        org.http
+            .get(format!(
+                "{}?q=nonsense&q=SELECT+Name+FROM+Disposition__c+WHERE+Name+%3D+%27One%27",
+                org.data_url("query")
+            ))
+            .bearer_auth(&org.token)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.body);
+    assert_eq!(answer.body["totalSize"], 1);
+}

@@ -8,7 +8,7 @@ use super::{Fault, SfRow, Shared, State, soql, store, writes};
 use crate::server::RecordedRequest;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequest, OriginalUri, Path, Request, State as AxumState};
+use axum::extract::{FromRequest, OriginalUri, Path, Query, Request, State as AxumState};
 use axum::handler::Handler;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::Response;
@@ -16,7 +16,7 @@ use axum::routing::{MethodRouter, any, get, patch, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use chrono::Utc;
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{NON_ALPHANUMERIC, percent_decode_str, utf8_percent_encode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -36,6 +36,10 @@ const USER_ID: &str = "0055g000004SiMu";
 
 /// The handlers' view of the org.
 type Org = AxumState<Arc<Shared>>;
+
+/// Query parameters as a map rather than a struct: a repeated parameter takes its last value,
+/// where a struct would refuse the whole query.
+type QueryParams = HashMap<String, String>;
 
 pub(crate) fn router(shared: Arc<Shared>) -> Router {
     let api = Router::new()
@@ -165,7 +169,7 @@ fn data_segments(path: &str) -> Option<Vec<String>> {
         .strip_prefix("/services/data/")?
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s, false))
+        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
         .collect();
     (!segments.is_empty()).then_some(segments)
 }
@@ -353,10 +357,6 @@ impl Received {
             _ => Ok(()),
         }
     }
-
-    fn query_params(&self) -> HashMap<String, String> {
-        query_params(self.uri.query())
-    }
 }
 
 /// Session check, allowance check, usage count, then the resource itself.
@@ -479,12 +479,13 @@ async fn create(
 async fn delete_collection(
     AxumState(shared): Org,
     Path(version): Path<String>,
+    Query(params): Query<QueryParams>,
     request: Received,
 ) -> Response {
     request
-        .data(&shared, "delete", |state, request| {
+        .data(&shared, "delete", |state, _| {
             ApiVersion::served(&version)?;
-            let results = writes::delete_collection(state, &request.query_params())?;
+            let results = writes::delete_collection(state, &params)?;
             Ok(json_response(StatusCode::OK, &results))
         })
         .await
@@ -571,11 +572,15 @@ async fn describe(
         .await
 }
 
-async fn query(AxumState(shared): Org, Path(version): Path<String>, request: Received) -> Response {
+async fn query(
+    AxumState(shared): Org,
+    Path(version): Path<String>,
+    Query(params): Query<QueryParams>,
+    request: Received,
+) -> Response {
     request
-        .data(&shared, "query", |state, request| {
+        .data(&shared, "query", |state, _| {
             let version = ApiVersion::served(&version)?;
-            let params = request.query_params();
             let page = soql::query(state, version, params.get("q").map(String::as_str))?;
             Ok(json_response(StatusCode::OK, &page))
         })
@@ -640,7 +645,7 @@ fn issue_token(state: &mut State, request: &Received) -> Response {
                 .starts_with("application/x-www-form-urlencoded")
         });
     let form = if is_form {
-        parse_form(&String::from_utf8_lossy(&request.body))
+        token_form(&request.body)
     } else {
         HashMap::new()
     };
@@ -678,12 +683,25 @@ fn issue_token(state: &mut State, request: &Received) -> Response {
     )
 }
 
+/// The token request's form; a repeated field takes its last value. Decoded here rather than by
+/// the `Form` extractor: the raw body is logged and a fault answers before the body is looked
+/// at, and a body of another type is read as an empty form, not refused.
+fn token_form(body: &[u8]) -> HashMap<String, String> {
+    form_urlencoded::parse(String::from_utf8_lossy(body).as_bytes())
+        .into_owned()
+        .collect()
+}
+
 /// A token request body as the log keeps it: the client secret's value is replaced, so a log
 /// printed by a failing test never shows it.
 fn redact_client_secret(form: &str) -> String {
     form.split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((key, _)) if percent_decode(key, true) == "client_secret" => {
+            // `key` is one form-encoded name, so it parses as a single pair.
+            Some((key, _))
+                if form_urlencoded::parse(key.as_bytes())
+                    .any(|(name, _)| name == "client_secret") =>
+            {
                 format!("{key}=<redacted>")
             }
             _ => pair.to_string(),
@@ -779,54 +797,6 @@ fn text_response(status: StatusCode, text: impl Into<String>) -> Response {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
-}
-
-fn query_params(query: Option<&str>) -> HashMap<String, String> {
-    query.map(parse_form).unwrap_or_default()
-}
-
-/// `a=1&b=2` with `+` as space and `%XX` escapes; later duplicates win.
-fn parse_form(text: &str) -> HashMap<String, String> {
-    text.split('&')
-        .filter(|pair| !pair.is_empty())
-        .map(|pair| {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-            (percent_decode(key, true), percent_decode(value, true))
-        })
-        .collect()
-}
-
-fn percent_decode(text: &str, plus_is_space: bool) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => match (
-                bytes.get(i + 1).copied().and_then(hex),
-                bytes.get(i + 2).copied().and_then(hex),
-            ) {
-                (Some(high), Some(low)) => {
-                    out.push((high * 16 + low) as u8);
-                    i += 3;
-                }
-                _ => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 // ----- admin routes -----
@@ -1026,7 +996,7 @@ mod tests {
 
     #[test]
     fn forms_decode_plus_and_escapes() {
-        let form = parse_form("grant_type=client_credentials&client_secret=a%2Bb+c&x");
+        let form = token_form(b"grant_type=client_credentials&client_secret=a%2Bb+c&x");
         assert_eq!(form["grant_type"], "client_credentials");
         assert_eq!(form["client_secret"], "a+b c");
         assert_eq!(form["x"], "");
