@@ -7,29 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
-/// The `main` of a simulator binary: `--help` prints `usage`, bad arguments exit 2 with the
-/// usage, a failed run exits 1; every message is prefixed with the binary's `name`.
-pub async fn main<A, F>(
-    name: &str,
-    usage: &str,
-    parsed: Result<Option<A>, String>,
-    run: impl FnOnce(A) -> F,
-) -> ExitCode
-where
-    F: Future<Output = Result<(), String>>,
-{
-    let args = match parsed {
-        Ok(Some(args)) => args,
-        Ok(None) => {
-            println!("{usage}");
-            return ExitCode::SUCCESS;
-        }
-        Err(e) => {
-            eprintln!("{name}: {e}\n\n{usage}");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
+/// The end of a simulator binary's `main` (clap has already answered `--help` and bad flags):
+/// a failed run prints its error, prefixed with the binary's `name`, and exits 1.
+pub async fn main(name: &str, run: impl Future<Output = Result<(), String>>) -> ExitCode {
+    match run.await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{name}: {e}");

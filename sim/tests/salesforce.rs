@@ -1372,8 +1372,9 @@ async fn paths_are_read_segment_by_segment_and_every_method_is_routed() {
 #[tokio::test]
 async fn repeated_query_parameters_take_the_last_value() {
     let org = Org::start().await;
-    org.sim
-        .insert_record(fields(json!({"CXone_DispositionId__c": "1", "Name": "One"})));
+    org.sim.insert_record(fields(
+        json!({"CXone_DispositionId__c": "1", "Name": "One"}),
+    ));
     let answer = reply(
         org.http
             .get(format!(

@@ -2,56 +2,37 @@
 //! SIGTERM, and announces their URLs as one JSON line (on stdout and, optionally, in a file that
 //! scripts can wait for).
 
+use clap::Parser;
 use disposition_sim::cxone::{CxoneConfig, CxoneSim};
 use disposition_sim::process::{StopSignals, print_line, remove_if_present, write_atomically};
 use disposition_sim::salesforce::{SalesforceConfig, SalesforceSim};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage: disposition-sim [--cxone-port P] [--sf-port Q] [--ready-file PATH]
-
-Serves a simulated NICE CXone (the guide's dispositions API) and a simulated Salesforce org on
-127.0.0.1, then prints {\"cxone_url\": ..., \"salesforce_url\": ...} as one JSON line.
-  --cxone-port P     port for the CXone simulator (default 0: any free port)
-  --sf-port Q        port for the Salesforce simulator (default 0: any free port)
-  --ready-file PATH  also writes the JSON line to PATH once both are listening (atomically,
-                     so a script can wait for the file to appear); removed on shutdown
-Credentials: CXone cx-client / cx-secret, Salesforce sf-client / sf-secret. Both simulators
-take seeding and fault commands under /_sim/. Runs until SIGINT or SIGTERM.";
-
-#[derive(Debug, Default, PartialEq)]
+/// Serves a simulated NICE CXone (the guide's dispositions API) and a simulated Salesforce org on
+/// 127.0.0.1, then prints {"cxone_url": ..., "salesforce_url": ...} as one JSON line.
+///
+/// Credentials: CXone cx-client / cx-secret, Salesforce sf-client / sf-secret. Both simulators
+/// take seeding and fault commands under /_sim/. Runs until SIGINT or SIGTERM.
+#[derive(Debug, Default, PartialEq, Parser)]
+// A repeated flag takes its last value instead of being refused.
+#[command(name = "disposition-sim", args_override_self = true)]
 struct Args {
+    /// Port for the CXone simulator (0: any free port)
+    #[arg(long, value_name = "P", default_value_t = 0)]
     cxone_port: u16,
+    /// Port for the Salesforce simulator (0: any free port)
+    #[arg(long, value_name = "Q", default_value_t = 0)]
     sf_port: u16,
+    /// Also writes the JSON line to PATH once both are listening (atomically, so a script can
+    /// wait for the file to appear); removed on shutdown
+    #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
-}
-
-/// `Ok(None)` means `--help`.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut parsed = Args::default();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--cxone-port" => parsed.cxone_port = port(&arg, &value()?)?,
-            "--sf-port" => parsed.sf_port = port(&arg, &value()?)?,
-            "--ready-file" => parsed.ready_file = Some(value()?.into()),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(Some(parsed))
-}
-
-fn port(flag: &str, raw: &str) -> Result<u16, String> {
-    raw.parse()
-        .map_err(|_| format!("{flag} expects a port number from 0 to 65535, got {raw:?}"))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let parsed = parse_args(std::env::args().skip(1));
-    disposition_sim::process::main("disposition-sim", USAGE, parsed, run).await
+    disposition_sim::process::main("disposition-sim", run(Args::parse())).await
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -102,9 +83,19 @@ async fn run(args: Args) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
 
-    fn parse(args: &[&str]) -> Result<Option<Args>, String> {
-        parse_args(args.iter().map(|a| a.to_string()))
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(["disposition-sim"].iter().chain(args))
+    }
+
+    /// A refusal of kind `kind`, exit code 2, whose message names `flag`.
+    fn assert_refused(args: &[&str], kind: ErrorKind, flag: &str) {
+        let error = parse(args).unwrap_err();
+        assert_eq!(error.kind(), kind, "{error}");
+        assert_eq!(error.exit_code(), 2, "{error}");
+        assert!(error.to_string().contains(flag), "{error}");
     }
 
     #[test]
@@ -118,29 +109,32 @@ mod tests {
             "r.json",
         ]);
         assert_eq!(
-            args.unwrap().unwrap(),
+            args.unwrap(),
             Args {
                 cxone_port: 8081,
                 sf_port: 0,
                 ready_file: Some("r.json".into())
             }
         );
-        assert_eq!(parse(&[]).unwrap(), Some(Args::default()));
-        assert_eq!(parse(&["-h"]).unwrap(), None);
-        assert!(
-            parse(&["--sf-port", "70000"])
-                .unwrap_err()
-                .contains("port number")
+        assert_eq!(parse(&[]).unwrap(), Args::default());
+        assert_eq!(
+            parse(&["--sf-port", "1", "--sf-port", "2"])
+                .unwrap()
+                .sf_port,
+            2
         );
-        assert!(
-            parse(&["--cxone-port"])
-                .unwrap_err()
-                .contains("needs a value")
+        assert_eq!(parse(&["-h"]).unwrap_err().kind(), ErrorKind::DisplayHelp);
+        assert_refused(
+            &["--sf-port", "70000"],
+            ErrorKind::ValueValidation,
+            "--sf-port",
         );
-        assert!(
-            parse(&["--seed", "1"])
-                .unwrap_err()
-                .contains("unknown argument")
-        );
+        assert_refused(&["--cxone-port"], ErrorKind::InvalidValue, "--cxone-port");
+        assert_refused(&["--seed", "1"], ErrorKind::UnknownArgument, "--seed");
+    }
+
+    #[test]
+    fn the_flags_are_well_formed() {
+        Args::command().debug_assert();
     }
 }

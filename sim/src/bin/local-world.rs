@@ -2,58 +2,39 @@
 //! CXone and Salesforce simulators, all on 127.0.0.1) until SIGINT or SIGTERM, and publishes the
 //! environment that points `disposition-sync` at it. Used by `make demo` and `make local-invoke`.
 
+use clap::Parser;
 use disposition_sim::process::{StopSignals, print_line, write_atomically};
 use disposition_sim::world::LocalWorld;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage: local-world [--env-file PATH] [--ready-file PATH] [--seed N]
-
-Starts moto (DynamoDB state table, SQS queues, credentials secret) and the CXone and Salesforce
-simulators on 127.0.0.1, then:
-  --seed N           adds N disposition codes to the CXone simulator (default 0)
-  --env-file PATH    writes the environment disposition-sync needs, as shell-sourceable
-                     KEY='VALUE' lines
-  --ready-file PATH  creates this file once everything is up and the env file is written
-The same environment is printed on stdout as one JSON object. Runs until SIGINT or SIGTERM,
-then stops everything (moto included) and removes the ready file.";
-
 /// AWS resource names start with this.
 const PREFIX: &str = "local";
 
-#[derive(Debug, Default, PartialEq)]
+/// Starts moto (DynamoDB state table, SQS queues, credentials secret) and the CXone and
+/// Salesforce simulators on 127.0.0.1, for disposition-sync to run against.
+///
+/// The environment that points disposition-sync at them is printed on stdout as one JSON
+/// object. Runs until SIGINT or SIGTERM, then stops everything (moto included) and removes the
+/// ready file.
+#[derive(Debug, Default, PartialEq, Parser)]
+// A repeated flag takes its last value instead of being refused.
+#[command(name = "local-world", args_override_self = true)]
 struct Args {
-    env_file: Option<PathBuf>,
-    ready_file: Option<PathBuf>,
+    /// Adds N disposition codes to the CXone simulator
+    #[arg(long, value_name = "N", default_value_t = 0)]
     seed: usize,
-}
-
-/// `Ok(None)` means `--help`.
-fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
-    let mut parsed = Args::default();
-    while let Some(arg) = args.next() {
-        let mut value = || args.next().ok_or_else(|| format!("{arg} needs a value"));
-        match arg.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--env-file" => parsed.env_file = Some(value()?.into()),
-            "--ready-file" => parsed.ready_file = Some(value()?.into()),
-            "--seed" => {
-                let raw = value()?;
-                parsed.seed = raw
-                    .parse()
-                    .map_err(|_| format!("--seed expects a whole number, got {raw:?}"))?;
-            }
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(Some(parsed))
+    /// Writes the environment disposition-sync needs, as shell-sourceable KEY='VALUE' lines
+    #[arg(long, value_name = "PATH")]
+    env_file: Option<PathBuf>,
+    /// Creates this file once everything is up and the env file is written
+    #[arg(long, value_name = "PATH")]
+    ready_file: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let parsed = parse_args(std::env::args().skip(1));
-    disposition_sim::process::main("local-world", USAGE, parsed, run).await
+    disposition_sim::process::main("local-world", run(Args::parse())).await
 }
 
 async fn run(args: Args) -> Result<(), String> {
@@ -106,16 +87,24 @@ fn env_file(env: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
 
-    fn parse(args: &[&str]) -> Result<Option<Args>, String> {
-        parse_args(args.iter().map(|a| a.to_string()))
+    fn parse(args: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(["local-world"].iter().chain(args))
+    }
+
+    /// A refusal of kind `kind`, exit code 2, whose message names `flag`.
+    fn assert_refused(args: &[&str], kind: ErrorKind, flag: &str) {
+        let error = parse(args).unwrap_err();
+        assert_eq!(error.kind(), kind, "{error}");
+        assert_eq!(error.exit_code(), 2, "{error}");
+        assert!(error.to_string().contains(flag), "{error}");
     }
 
     #[test]
     fn arguments_are_parsed() {
-        let args = parse(&["--seed", "300", "--env-file", "a.env", "--ready-file", "r"])
-            .unwrap()
-            .unwrap();
+        let args = parse(&["--seed", "300", "--env-file", "a.env", "--ready-file", "r"]).unwrap();
         assert_eq!(
             args,
             Args {
@@ -124,19 +113,20 @@ mod tests {
                 seed: 300
             }
         );
-        assert_eq!(parse(&[]).unwrap(), Some(Args::default()));
-        assert_eq!(parse(&["--help"]).unwrap(), None);
-        assert!(
-            parse(&["--seed", "many"])
-                .unwrap_err()
-                .contains("whole number")
+        assert_eq!(parse(&[]).unwrap(), Args::default());
+        assert_eq!(parse(&["--seed", "1", "--seed", "2"]).unwrap().seed, 2);
+        assert_eq!(
+            parse(&["--help"]).unwrap_err().kind(),
+            ErrorKind::DisplayHelp
         );
-        assert!(parse(&["--seed"]).unwrap_err().contains("needs a value"));
-        assert!(
-            parse(&["--port", "1"])
-                .unwrap_err()
-                .contains("unknown argument")
-        );
+        assert_refused(&["--seed", "many"], ErrorKind::ValueValidation, "--seed");
+        assert_refused(&["--seed"], ErrorKind::InvalidValue, "--seed");
+        assert_refused(&["--port", "1"], ErrorKind::UnknownArgument, "--port");
+    }
+
+    #[test]
+    fn the_flags_are_well_formed() {
+        Args::command().debug_assert();
     }
 
     #[test]
