@@ -2,25 +2,26 @@
 //! mirror of the disposition codes of a NICE CXone contact center. One Lambda invocation runs one
 //! sync cycle.
 //!
-//! # Layout
-//! - [`config`]: settings from environment variables, validated once at start.
-//! - [`secrets`]: the credentials secret, held in `secrecy` types (redacted `Debug`).
-//! - [`domain`]: validated domain types (`DispositionId`, `Disposition`).
-//! - [`retry`]: which failures are retried, the backoff curves, and the one request retry loop.
-//! - [`http`]: HTTP plumbing both clients share (URL rules, OAuth token request, error text).
-//! - [`token`]: OAuth token cache shared by both platform clients.
-//! - [`cxone`]: the CXone client (the source of dispositions).
-//! - [`salesforce`]: the Salesforce client (sObject Collections upsert, query, describe).
-//! - [`mapping`]: CXone disposition → Salesforce record (picklist normalisation, lengths).
-//! - [`watermark`]: the sync's durable state and its DynamoDB store.
-//! - [`dlq`]: dead-lettered records and their SQS queue.
-//! - [`sync`]: the sync engine: plan, fetch, map, upsert, dead-letter, advance.
+//! # Layout, in the order data flows
+//! - [`event`]: what an invocation asks for: a scheduled tick, a manual action, SQS dead letters.
+//! - [`handler`]: builds the clients once per cold start and runs what the event asks.
+//! - [`sync`]: one cycle, whose steps are its submodules: the lease, the plan, the writer, the report.
+//! - [`cxone`]: fetch: the CXone client, the source of the codes.
+//! - [`domain`]: a code as CXone describes it, validated (`DispositionId`, `Disposition`).
+//! - [`mapping`]: map: a code into its Salesforce record (picklist normalisation, lengths).
+//! - [`record`]: the Salesforce record the sync owns, typed: upsert body, SOQL columns, rows.
+//! - [`salesforce`]: upsert: the Salesforce client (sObject Collections, query, describe).
+//! - [`dlq`]: dead-letter: records that cannot be written, and their SQS queue.
+//! - [`watermark`]: the durable state: watermark, overlap memory, lease, in DynamoDB.
+//! - [`redrive`]: replays dead letters once their cause is fixed (SQS event or by hand).
 //! - [`purge`]: the retention purge, the only path that deletes.
-//! - [`redrive`]: replays dead-lettered records, from an SQS event or by hand.
-//! - [`event`]: what an invocation asks for (scheduled event, manual actions).
-//! - [`telemetry`]: JSON logging setup.
-//! - [`metrics`]: the per-cycle CloudWatch metrics, as one Embedded Metric Format line.
-//! - [`handler`]: wires configuration, clients and the engine into one Lambda handler.
+//! - [`metrics`]: the cycle's CloudWatch metrics, as one Embedded Metric Format line.
+//! - [`config`]: the settings, grouped by concern, validated once at start.
+//! - [`secrets`]: the credentials secret, held in `secrecy` types (redacted `Debug`).
+//! - [`token`]: the OAuth token cache both platform clients share.
+//! - [`retry`]: which failures are retried, the backoff curves, and the one request retry loop.
+//! - [`http`]: HTTP plumbing both clients share (URL rules, token request, error text).
+//! - [`telemetry`]: JSON logging.
 
 pub mod config;
 pub mod cxone;

@@ -47,52 +47,11 @@ pub async fn manual(
     for (chunk_msgs, chunk_received) in messages.chunks(200).zip(received.chunks(200)) {
         let fates = redrive.replay(chunk_msgs, deadline).await;
         for ((m, r), fate) in chunk_msgs.iter().zip(chunk_received).zip(fates) {
-            match fate {
-                Fate::Written => {
-                    report.written += 1;
-                    delete.push(r.receipt_handle.clone());
-                }
-                Fate::Superseded => {
-                    report.superseded += 1;
-                    delete.push(r.receipt_handle.clone());
-                }
-                Fate::FailedAgain(mut letter) => {
-                    letter.redrive_attempts += 1;
-                    let park = letter.redrive_attempts >= parking.max_attempts;
-                    let target: &dyn DeadLetterQueue = match (park, parking.queue) {
-                        (true, Some(queue)) => queue,
-                        _ => requeue,
-                    };
-                    // Re-send first, delete after: the history is never lost between the two.
-                    match target.send(std::slice::from_ref(&letter)).await {
-                        Ok(()) => {
-                            delete.push(r.receipt_handle.clone());
-                            if park && parking.queue.is_some() {
-                                report.parked += 1;
-                                report.parked_messages.push(note(m, &letter));
-                            } else {
-                                report.failed_again += 1;
-                            }
-                        }
-                        Err(e) => {
-                            tracing::warn!(message_id = %m.message_id, error = %e, "could not re-send a failed message; leaving it in place");
-                            report.failed_again += 1;
-                            release.push(r.receipt_handle.clone());
-                        }
-                    }
-                }
-                Fate::Invalid(reason) => {
-                    if park_invalid(&mut report, m, &reason, parking).await {
-                        delete.push(r.receipt_handle.clone());
-                    } else {
-                        release.push(r.receipt_handle.clone());
-                    }
-                }
-                Fate::Deferred(reason) => {
-                    report.deferred += 1;
-                    report.reason.get_or_insert(reason);
-                    release.push(r.receipt_handle.clone());
-                }
+            let handle = r.receipt_handle.clone();
+            if settle(m, fate, &mut report, requeue, parking).await {
+                delete.push(handle);
+            } else {
+                release.push(handle);
             }
         }
     }
@@ -105,4 +64,56 @@ pub async fn manual(
     }
     finish_report(&mut report, redrive.sink.requests() - sf_before, started);
     report
+}
+
+/// Acts on one message's fate and counts it. Returns whether the message may be deleted (its
+/// record is safe, or its letter was re-sent or parked) rather than made visible again.
+async fn settle(
+    m: &Incoming,
+    fate: Fate,
+    report: &mut RedriveReport,
+    requeue: &dyn DeadLetterQueue,
+    parking: &Parking<'_>,
+) -> bool {
+    match fate {
+        Fate::Written => {
+            report.written += 1;
+            true
+        }
+        Fate::Superseded => {
+            report.superseded += 1;
+            true
+        }
+        Fate::FailedAgain(mut letter) => {
+            letter.redrive_attempts += 1;
+            let park = letter.redrive_attempts >= parking.max_attempts;
+            let target: &dyn DeadLetterQueue = match (park, parking.queue) {
+                (true, Some(queue)) => queue,
+                _ => requeue,
+            };
+            // Re-send first, delete after: the history is never lost between the two.
+            match target.send(std::slice::from_ref(&letter)).await {
+                Ok(()) if park && parking.queue.is_some() => {
+                    report.parked += 1;
+                    report.parked_messages.push(note(m, &letter));
+                    true
+                }
+                Ok(()) => {
+                    report.failed_again += 1;
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!(message_id = %m.message_id, error = %e, "could not re-send a failed message; leaving it in place");
+                    report.failed_again += 1;
+                    false
+                }
+            }
+        }
+        Fate::Invalid(reason) => park_invalid(report, m, &reason, parking).await,
+        Fate::Deferred(reason) => {
+            report.deferred += 1;
+            report.reason.get_or_insert(reason);
+            false
+        }
+    }
 }

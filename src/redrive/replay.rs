@@ -192,6 +192,17 @@ impl Redrive<'_> {
             }
         }
 
+        self.compare(sorted, current, gone).await
+    }
+
+    /// Compares the current versions (and the codes CXone no longer has) with Salesforce: the
+    /// writes that move it forward.
+    async fn compare(
+        &self,
+        sorted: &mut Sorted,
+        current: Vec<Write>,
+        gone: Vec<DispositionId>,
+    ) -> Result<Vec<Write>, Reason> {
         // Never write a version older than, or equal to, what Salesforce holds.
         let wanted: Vec<&DispositionId> = current
             .iter()

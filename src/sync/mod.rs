@@ -327,19 +327,7 @@ impl Engine<'_> {
         tracing::info!(cycle_id = %report.cycle_id, mode = ?report.mode, fetched = report.fetched, to_write = writes.len(), malformed = letters.len(), "cycle planned");
 
         let outcome = self.write(&mut writes, deadline).await;
-        report.created = outcome.created;
-        report.updated = outcome.updated;
-        report.retries = outcome.retries;
-        report.archived = outcome
-            .written
-            .iter()
-            .filter(|&&i| writes[i].archives())
-            .count();
-        if let Some(mut reconcile) = reconcile {
-            reconcile.fixed = outcome.written.len();
-            reconcile.log();
-            report.reconcile = Some(reconcile);
-        }
+        report.record_writes(&outcome, &writes, reconcile);
         for r in &outcome.rejected {
             dead.insert(writes[r.index].external_id().clone());
             letters.push(self.letter_rejected(&report.cycle_id, &writes[r.index], r));

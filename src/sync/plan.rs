@@ -209,23 +209,7 @@ impl Planner<'_> {
             plan.add(latest, mapped);
         }
         // What is left matches no CXone code: stale.
-        for (external_id, row) in rows {
-            reconcile.stale += 1;
-            if reconcile.stale_ids.len() < 50 {
-                reconcile.stale_ids.push(external_id.clone());
-            }
-            if row.fields.is_flagged_stale() {
-                continue;
-            }
-            let Ok(external_id) = DispositionId::parse(&external_id) else {
-                tracing::warn!(%external_id, "stale Salesforce record has an external ID no CXone code can have; not flagged");
-                continue;
-            };
-            if row.fields.is_active == Some(true) {
-                plan.archiving += 1;
-            }
-            plan.writes.push(Write::StaleFlag { external_id });
-        }
+        flag_stale(rows, &mut plan, &mut reconcile);
         reconcile.stale_ids.sort();
         plan.active_in_salesforce = Some(reconcile.salesforce_active);
         plan.reconcile = Some(reconcile);
@@ -258,5 +242,27 @@ impl Planner<'_> {
             .iter()
             .filter_map(|r| r.get(&t.external_id_field)?.as_str().map(str::to_owned))
             .collect())
+    }
+}
+
+/// Counts the rows no CXone code matches and flags the ones not flagged yet, for review (never
+/// deleted).
+fn flag_stale(rows: HashMap<String, Row>, plan: &mut Plan, reconcile: &mut Reconcile) {
+    for (external_id, row) in rows {
+        reconcile.stale += 1;
+        if reconcile.stale_ids.len() < 50 {
+            reconcile.stale_ids.push(external_id.clone());
+        }
+        if row.fields.is_flagged_stale() {
+            continue;
+        }
+        let Ok(external_id) = DispositionId::parse(&external_id) else {
+            tracing::warn!(%external_id, "stale Salesforce record has an external ID no CXone code can have; not flagged");
+            continue;
+        };
+        if row.fields.is_active == Some(true) {
+            plan.archiving += 1;
+        }
+        plan.writes.push(Write::StaleFlag { external_id });
     }
 }

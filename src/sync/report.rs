@@ -1,6 +1,7 @@
 //! What a cycle reports: its response (also logged as one JSON line and turned into metrics),
 //! and why it was skipped, failed or stopped early.
 
+use super::writer::{Outcome, Write};
 use crate::domain::format_ts;
 use crate::salesforce::{ApiUsage, SalesforceError};
 use chrono::{DateTime, Utc};
@@ -97,6 +98,30 @@ impl CycleReport {
         }
         self.status = status;
         self.reason = reason;
+    }
+}
+
+impl CycleReport {
+    /// Counts what the writer did, and completes the reconciliation's findings with it.
+    pub fn record_writes(
+        &mut self,
+        outcome: &Outcome,
+        writes: &[Write],
+        reconcile: Option<Reconcile>,
+    ) {
+        self.created = outcome.created;
+        self.updated = outcome.updated;
+        self.retries = outcome.retries;
+        self.archived = outcome
+            .written
+            .iter()
+            .filter(|&&i| writes[i].archives())
+            .count();
+        if let Some(mut reconcile) = reconcile {
+            reconcile.fixed = outcome.written.len();
+            reconcile.log();
+            self.reconcile = Some(reconcile);
+        }
     }
 }
 

@@ -96,6 +96,96 @@ type BatchResult = (
     Option<Result<Vec<UpsertOutcome>, SalesforceError>>,
 );
 
+/// What one round of batches left to do next.
+#[derive(Default)]
+struct Round {
+    attempt: u32,
+    /// No attempt follows this one.
+    last: bool,
+    /// Records to send again.
+    next: Vec<usize>,
+    /// Records to map again with a fresh picklist, then send again.
+    remap: Vec<usize>,
+    /// Whether a whole request failed (5xx, timeout, reset), not just records.
+    request_failed: bool,
+}
+
+impl Round {
+    /// Reads one batch's result into `outcome` and what to try next.
+    fn read(
+        &mut self,
+        writes: &[Write],
+        batch: Vec<usize>,
+        result: Option<Result<Vec<UpsertOutcome>, SalesforceError>>,
+        outcome: &mut Outcome,
+    ) {
+        match result {
+            None => {}
+            Some(Ok(results)) => {
+                for (&i, result) in batch.iter().zip(results) {
+                    self.read_record(writes, i, result, outcome);
+                }
+            }
+            Some(Err(e))
+                if e.class() == Class::Transient
+                    || matches!(e, SalesforceError::BadResponse(_)) =>
+            {
+                tracing::warn!(error = %e, attempt = self.attempt, records = batch.len(), "upsert request failed");
+                self.request_failed = true;
+                if self.last {
+                    outcome.exhausted += batch.len();
+                } else {
+                    self.next.extend(batch);
+                }
+            }
+            Some(Err(e)) => {
+                tracing::error!(error = %e, records = batch.len(), "upsert request refused; stopping")
+            }
+        }
+    }
+
+    fn read_record(
+        &mut self,
+        writes: &[Write],
+        i: usize,
+        result: UpsertOutcome,
+        outcome: &mut Outcome,
+    ) {
+        match result {
+            UpsertOutcome::Created => {
+                outcome.created += 1;
+                outcome.written.push(i);
+            }
+            UpsertOutcome::Updated => {
+                outcome.updated += 1;
+                outcome.written.push(i);
+            }
+            UpsertOutcome::Failed(e)
+                if retry::salesforce_code(&e.code) == Class::Transient && !self.last =>
+            {
+                self.next.push(i)
+            }
+            // The picklist changed since describe was cached: refresh it and map the record
+            // again (it falls back to RawCategory__c).
+            UpsertOutcome::Failed(e)
+                if e.code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
+                    && !self.last
+                    && matches!(writes[i], Write::Code { .. }) =>
+            {
+                self.remap.push(i)
+            }
+            UpsertOutcome::Failed(error) => {
+                tracing::warn!(external_id = %writes[i].external_id(), code = %error.code, attempt = self.attempt, "record rejected by Salesforce");
+                outcome.rejected.push(Rejection {
+                    index: i,
+                    error,
+                    attempts: self.attempt,
+                });
+            }
+        }
+    }
+}
+
 pub struct Writer<'a> {
     pub sink: &'a dyn RecordSink,
     pub rules: &'a RulesCache,
@@ -116,66 +206,20 @@ impl Writer<'_> {
             let results = self
                 .send(writes, &pending, stop_at, &mut outcome.stop)
                 .await;
-            let mut next = Vec::new();
-            let mut remap = Vec::new();
-            let mut request_failed = false;
+            let mut round = Round {
+                attempt,
+                last: attempt == s.record_max_attempts,
+                ..Round::default()
+            };
             for (batch, result) in results {
-                match result {
-                    None => {}
-                    Some(Ok(results)) => {
-                        for (&i, result) in batch.iter().zip(results) {
-                            match result {
-                                UpsertOutcome::Created => {
-                                    outcome.created += 1;
-                                    outcome.written.push(i);
-                                }
-                                UpsertOutcome::Updated => {
-                                    outcome.updated += 1;
-                                    outcome.written.push(i);
-                                }
-                                UpsertOutcome::Failed(e)
-                                    if retry::salesforce_code(&e.code) == Class::Transient
-                                        && attempt < s.record_max_attempts =>
-                                {
-                                    next.push(i)
-                                }
-                                // The picklist changed since describe was cached: refresh it
-                                // and map the record again (it falls back to RawCategory__c).
-                                UpsertOutcome::Failed(e)
-                                    if e.code == "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST"
-                                        && attempt < s.record_max_attempts
-                                        && matches!(writes[i], Write::Code { .. }) =>
-                                {
-                                    remap.push(i)
-                                }
-                                UpsertOutcome::Failed(error) => {
-                                    tracing::warn!(external_id = %writes[i].external_id(), code = %error.code, attempt, "record rejected by Salesforce");
-                                    outcome.rejected.push(Rejection {
-                                        index: i,
-                                        error,
-                                        attempts: attempt,
-                                    });
-                                }
-                            }
-                        }
-                    }
-                    Some(Err(e))
-                        if e.class() == Class::Transient
-                            || matches!(e, SalesforceError::BadResponse(_)) =>
-                    {
-                        tracing::warn!(error = %e, attempt, records = batch.len(), "upsert request failed");
-                        request_failed = true;
-                        if attempt < s.record_max_attempts {
-                            next.extend(batch);
-                        } else {
-                            outcome.exhausted += batch.len();
-                        }
-                    }
-                    Some(Err(e)) => {
-                        tracing::error!(error = %e, records = batch.len(), "upsert request refused; stopping")
-                    }
-                }
+                round.read(writes, batch, result, &mut outcome);
             }
+            let Round {
+                mut next,
+                remap,
+                request_failed,
+                ..
+            } = round;
             self.remap(writes, remap, attempt, &mut next, &mut outcome)
                 .await;
             if outcome.stop.is_some() || next.is_empty() {
