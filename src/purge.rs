@@ -5,12 +5,11 @@
 //! least 365) ago, checked again on our side whatever the query returned.
 
 use crate::domain::format_ts;
-use crate::record::Target;
+use crate::record::{Row, Target, columns};
 use crate::salesforce::RecordSink;
 use crate::sync::report::Status;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use serde_json::Value;
 
 /// A record old enough to purge.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -81,8 +80,8 @@ impl Purge<'_> {
         }
         let t = self.target;
         let soql = format!(
-            "SELECT Id, {}, Name, IsActive__c, ArchivedDate__c FROM {} WHERE IsActive__c = false AND ArchivedDate__c < {}",
-            t.external_id_field,
+            "SELECT {} FROM {} WHERE IsActive__c = false AND ArchivedDate__c < {}",
+            columns(t),
             t.object,
             cutoff.format("%Y-%m-%dT%H:%M:%SZ")
         );
@@ -97,7 +96,7 @@ impl Purge<'_> {
         // Whatever the query returned, only inactive records archived before the cutoff qualify.
         report.candidates = rows
             .iter()
-            .filter_map(|row| candidate(row, &t.external_id_field, cutoff))
+            .filter_map(|row| candidate(&Row::parse(row, t)?, cutoff))
             .collect();
         report
             .candidates
@@ -140,23 +139,16 @@ impl Purge<'_> {
     }
 }
 
-fn candidate(row: &Value, external_id_field: &str, cutoff: DateTime<Utc>) -> Option<Candidate> {
-    if row.get("IsActive__c") != Some(&Value::Bool(false)) {
-        return None;
-    }
-    let archived = row.get("ArchivedDate__c")?.as_str()?;
-    let at = DateTime::parse_from_rfc3339(archived)
-        .or_else(|_| DateTime::parse_from_str(archived, "%Y-%m-%dT%H:%M:%S%.f%z"))
-        .ok()?
-        .with_timezone(&Utc);
-    if at >= cutoff {
+fn candidate(row: &Row, cutoff: DateTime<Utc>) -> Option<Candidate> {
+    let archived = row.fields.archived?;
+    if row.fields.is_active != Some(false) || archived >= cutoff {
         return None;
     }
     Some(Candidate {
-        id: row.get("Id")?.as_str()?.to_owned(),
-        external_id: row.get(external_id_field)?.as_str()?.to_owned(),
-        name: row.get("Name").and_then(Value::as_str).map(str::to_owned),
-        archived_date: format_ts(at),
+        id: row.id.clone()?,
+        external_id: row.external_id.clone(),
+        name: row.fields.name.clone(),
+        archived_date: format_ts(archived),
     })
 }
 
@@ -170,17 +162,20 @@ mod tests {
         let cutoff = DateTime::parse_from_rfc3339("2025-01-01T00:00:00Z")
             .unwrap()
             .with_timezone(&Utc);
-        let row = |active: bool, archived: &str| json!({"Id": "a0B1", "X": "ext", "IsActive__c": active, "ArchivedDate__c": archived});
-        assert!(candidate(&row(false, "2023-06-01T00:00:00.000+0000"), "X", cutoff).is_some());
-        assert!(candidate(&row(true, "2023-06-01T00:00:00.000+0000"), "X", cutoff).is_none());
-        assert!(candidate(&row(false, "2025-06-01T00:00:00.000+0000"), "X", cutoff).is_none());
-        assert!(
-            candidate(
-                &json!({"Id": "a0B1", "X": "ext", "IsActive__c": false}),
-                "X",
-                cutoff
+        let target = Target {
+            object: "Disposition__c".into(),
+            external_id_field: "X".into(),
+        };
+        let row = |value: serde_json::Value| Row::parse(&value, &target).unwrap();
+        let old = |active: bool, archived: &str| {
+            row(
+                json!({"Id": "a0B1", "X": "ext", "IsActive__c": active, "ArchivedDate__c": archived}),
             )
-            .is_none()
-        );
+        };
+        assert!(candidate(&old(false, "2023-06-01T00:00:00.000+0000"), cutoff).is_some());
+        assert!(candidate(&old(true, "2023-06-01T00:00:00.000+0000"), cutoff).is_none());
+        assert!(candidate(&old(false, "2025-06-01T00:00:00.000+0000"), cutoff).is_none());
+        let never_archived = row(json!({"Id": "a0B1", "X": "ext", "IsActive__c": false}));
+        assert!(candidate(&never_archived, cutoff).is_none());
     }
 }
