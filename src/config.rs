@@ -161,7 +161,8 @@ impl Env<'_> {
         self.get(name).unwrap_or_else(|| default.to_owned())
     }
 
-    /// A whole number within `range` (`default` when unset).
+    /// A whole number within `range` (`default` when unset). Every number has an upper bound, so
+    /// no duration computed from one can overflow, and nothing is silently cut to fit a type.
     fn number(
         &self,
         name: &'static str,
@@ -177,8 +178,6 @@ impl Env<'_> {
         })?;
         if !range.contains(&n) {
             let reason = match (range.start(), range.end()) {
-                (1, &u64::MAX) => "must be at least 1".to_owned(),
-                (min, &u64::MAX) => format!("must be at least {min}, got {n}"),
                 (0, max) => format!("must be at most {max}, got {n}"),
                 (min, max) => format!("must be between {min} and {max}, got {n}"),
             };
@@ -221,11 +220,6 @@ impl Env<'_> {
     }
 }
 
-/// Any whole number from 1 up.
-const POSITIVE: RangeInclusive<u64> = 1..=u64::MAX;
-/// Any whole number.
-const ANY: RangeInclusive<u64> = 0..=u64::MAX;
-
 impl AwsResources {
     fn read(env: &Env) -> Result<Self, ConfigError> {
         let dlq_url = env.required("DLQ_URL")?;
@@ -249,10 +243,8 @@ impl CxoneSettings {
         let base_url = env.url("CXONE_BASE_URL", default_base)?;
         let token_url = env.url("CXONE_TOKEN_URL", Some(join(&base_url, "oauth/token")))?;
         Ok(Self {
-            page_size: env
-                .number("CXONE_PAGE_SIZE", 100, POSITIVE)?
-                .min(u32::MAX as u64) as u32,
-            default_retry_after: env.seconds("CXONE_RETRY_AFTER_DEFAULT_SECONDS", 60, ANY)?,
+            page_size: env.number("CXONE_PAGE_SIZE", 100, 1..=10_000)? as u32,
+            default_retry_after: env.seconds("CXONE_RETRY_AFTER_DEFAULT_SECONDS", 60, 0..=900)?,
             base_url,
             token_url,
         })
@@ -288,7 +280,7 @@ impl SalesforceSettings {
                 });
             }
         }
-        let batch_size = env.number("SF_BATCH_SIZE", 200, ANY)?;
+        let batch_size = env.number("SF_BATCH_SIZE", 200, 0..=u64::MAX)?;
         if !(1..=200).contains(&batch_size) {
             return Err(ConfigError::Invalid {
                 name: "SF_BATCH_SIZE",
@@ -305,8 +297,8 @@ impl SalesforceSettings {
                 external_id_field: env.text("SF_EXTERNAL_ID_FIELD", "CXone_DispositionId__c"),
             },
             batch_size: batch_size as usize,
-            max_in_flight: env.number("SF_MAX_IN_FLIGHT", 4, POSITIVE)? as usize,
-            token_ttl: env.seconds("SF_TOKEN_TTL_SECONDS", 7200, POSITIVE)?,
+            max_in_flight: env.number("SF_MAX_IN_FLIGHT", 4, 1..=25)? as usize,
+            token_ttl: env.seconds("SF_TOKEN_TTL_SECONDS", 7200, 1..=86_400)?,
             api_budget_percent: env.percent("SF_API_BUDGET_PERCENT", 80)?,
         })
     }
@@ -325,18 +317,18 @@ impl SyncRules {
         };
         Ok(Self {
             sync_id: env.text("SYNC_ID", "dispositions"),
-            overlap: env.seconds("OVERLAP_SECONDS", 60, ANY)?,
+            overlap: env.seconds("OVERLAP_SECONDS", 60, 0..=86_400)?,
             clock_skew: env.seconds("CLOCK_SKEW_SECONDS", 5, 0..=300)?,
             full_reconcile: Duration::from_secs(
-                env.number("FULL_RECONCILE_HOURS", 24, POSITIVE)? * 3600,
+                env.number("FULL_RECONCILE_HOURS", 24, 1..=8_760)? * 3600,
             ),
-            min_poll_interval: env.seconds("MIN_POLL_INTERVAL_SECONDS", 30, ANY)?,
-            record_max_attempts: env.number("RECORD_MAX_ATTEMPTS", 3, POSITIVE)? as u32,
+            min_poll_interval: env.seconds("MIN_POLL_INTERVAL_SECONDS", 30, 0..=86_400)?,
+            record_max_attempts: env.number("RECORD_MAX_ATTEMPTS", 3, 1..=10)? as u32,
             max_archive_percent: env.percent("MAX_ARCHIVE_PERCENT", 20)?,
             category_aliases,
-            retention_days: env.number("RETENTION_DAYS", 365, 365..=u64::MAX)? as u32,
+            retention_days: env.number("RETENTION_DAYS", 365, 365..=36_500)? as u32,
             purge_enabled: env.flag("PURGE_ENABLED")?,
-            redrive_max_attempts: env.number("REDRIVE_MAX_ATTEMPTS", 5, POSITIVE)? as u32,
+            redrive_max_attempts: env.number("REDRIVE_MAX_ATTEMPTS", 5, 1..=100)? as u32,
         })
     }
 }
@@ -344,11 +336,11 @@ impl SyncRules {
 impl HttpSettings {
     fn read(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            timeout: env.seconds("HTTP_TIMEOUT_SECONDS", 30, POSITIVE)?,
+            timeout: env.seconds("HTTP_TIMEOUT_SECONDS", 30, 1..=900)?,
             retry_base_delay: Duration::from_millis(env.number(
                 "RETRY_BASE_DELAY_MS",
                 1000,
-                ANY,
+                0..=60_000,
             )?),
         })
     }
@@ -461,6 +453,34 @@ mod tests {
                 .to_string()
                 .contains("OVERLAP_SECONDS")
         );
+    }
+
+    #[test]
+    fn every_number_has_an_upper_bound_named_in_the_error() {
+        for (name, huge) in [
+            ("OVERLAP_SECONDS", "9000000000000"),
+            ("OVERLAP_SECONDS", "18446744073709551615"),
+            ("HTTP_TIMEOUT_SECONDS", "18446744073709551615"),
+            ("SF_TOKEN_TTL_SECONDS", "18446744073709551615"),
+            ("FULL_RECONCILE_HOURS", "18446744073709551615"),
+            ("RECORD_MAX_ATTEMPTS", "4294967296"),
+            ("RETENTION_DAYS", "4294967296"),
+            ("REDRIVE_MAX_ATTEMPTS", "4294967296"),
+            ("CXONE_PAGE_SIZE", "4294967296"),
+            ("SF_MAX_IN_FLIGHT", "1000000"),
+            ("RETRY_BASE_DELAY_MS", "60001"),
+            ("MIN_POLL_INTERVAL_SECONDS", "99999999999"),
+            ("CXONE_RETRY_AFTER_DEFAULT_SECONDS", "99999999999"),
+            ("CLOCK_SKEW_SECONDS", "301"),
+        ] {
+            let mut vars = BASE.to_vec();
+            vars.push((name, huge));
+            let err = Config::from_lookup(env(&vars)).unwrap_err().to_string();
+            assert!(
+                err.starts_with(name) && err.contains("must be"),
+                "{name}={huge}: {err}"
+            );
+        }
     }
 
     #[test]
