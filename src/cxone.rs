@@ -6,6 +6,7 @@
 //! paging and field names; it will be a second implementation of the same trait.
 
 use crate::config::{CxoneSettings, HttpSettings};
+use crate::deadline::DeadlineExceeded;
 use crate::domain::{Disposition, DispositionId, SourceRecord, format_ts};
 use crate::http::{
     describe_transport_error, join, json_type, oauth_error, snippet, token_field, token_request,
@@ -24,7 +25,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum CxoneError {
     #[error("CXone authentication failed: {0}")]
-    Auth(#[from] AuthError),
+    Auth(AuthError),
+    #[error(transparent)]
+    Deadline(#[from] DeadlineExceeded),
     #[error("CXone kept throttling (HTTP 429) after {waits} waits")]
     Throttled { waits: u32 },
     #[error("CXone unavailable after {attempts} attempts: {reason}")]
@@ -33,6 +36,15 @@ pub enum CxoneError {
     Rejected { status: u16, body: String },
     #[error("CXone sent an unreadable response: {0}")]
     BadResponse(String),
+}
+
+impl From<AuthError> for CxoneError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Deadline(d) => Self::Deadline(d),
+            e => Self::Auth(e),
+        }
+    }
 }
 
 /// Where the engine reads disposition codes from.

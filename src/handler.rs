@@ -28,6 +28,10 @@ pub enum HandlerError {
     Secret(#[from] SecretError),
     #[error("could not build an HTTP client: {0}")]
     Http(String),
+    #[error(
+        "AWS_REGION is not set, and no region is configured for the AWS SDK: set AWS_REGION (for example AWS_REGION=us-east-1)"
+    )]
+    NoRegion,
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
@@ -36,6 +40,7 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
             HandlerError::Event(_) => "InvalidEvent",
             HandlerError::Secret(_) => "CredentialsUnavailable",
             HandlerError::Http(_) => "HttpClient",
+            HandlerError::NoRegion => "ConfigurationError",
         };
         lambda_runtime::Diagnostic {
             error_type: error_type.into(),
@@ -61,6 +66,8 @@ pub struct App {
     parking: Option<SqsDeadLetterQueue>,
     http: reqwest::Client,
     platforms: Mutex<Option<Arc<Platforms>>>,
+    /// Cycles take the lease even from a live holder (`invoke --take-over-lease` only).
+    take_over_lease: bool,
     /// The mapping rules (the object's schema), kept across warm invocations.
     rules: RulesCache,
 }
@@ -76,6 +83,9 @@ impl App {
             .timeout_config(timeouts)
             .load()
             .await;
+        if sdk.region().is_none() {
+            return Err(HandlerError::NoRegion);
+        }
         Self::with_sdk(config, &sdk)
     }
 
@@ -109,9 +119,18 @@ impl App {
                 .map(|url| SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), url)),
             http,
             platforms: Mutex::new(None),
+            take_over_lease: false,
             rules: RulesCache::new(config.sync.category_aliases.clone()),
             config,
         })
+    }
+
+    /// Makes this app's cycles take the sync's lease even when another run holds it: the way out
+    /// after a local run was killed mid-cycle. The other run, if alive, then fails its final
+    /// write (it is conditioned on the state it leased) instead of overwriting this one's.
+    pub fn take_over_lease(mut self) -> Self {
+        self.take_over_lease = true;
+        self
     }
 
     /// Handles one event. `deadline` is when the invocation must have returned.
@@ -124,10 +143,10 @@ impl App {
         let invocation = event::parse(&event)?;
         let span =
             tracing::info_span!("invocation", request_id, sync_id = %self.config.sync.sync_id);
-        async move {
+        let work = async move {
             match invocation {
                 Invocation::Sync { full, allow_mass_change } => {
-                    let report = self.sync(CycleRequest { full, allow_mass_change, deadline, retry: false }).await?;
+                    let report = self.sync(CycleRequest { full, allow_mass_change, deadline, retry: false, take_over_lease: self.take_over_lease }).await?;
                     let json = serde_json::to_value(&report).expect("a report serializes");
                     tracing::info!(target: "cycle_report", report = %json, status = ?report.status, "cycle finished");
                     crate::metrics::emit(&self.config, &report, request_id);
@@ -160,8 +179,8 @@ impl App {
                 }
             }
         }
-        .instrument(span)
-        .await
+        .instrument(span);
+        crate::deadline::scope(work_deadline(deadline), work).await
     }
 
     async fn sync(&self, request: CycleRequest) -> Result<CycleReport, HandlerError> {
@@ -256,4 +275,13 @@ impl App {
         *slot = Some(platforms.clone());
         Ok(platforms)
     }
+}
+
+/// The deadline of the invocation's requests and waits: the invocation's deadline less a reserve
+/// for what follows them (the dead letters, the state write, the response): a tenth of the
+/// invocation's time, at most 5 s.
+fn work_deadline(deadline: Option<DateTime<Utc>>) -> Option<tokio::time::Instant> {
+    let left = (deadline? - Utc::now()).to_std().unwrap_or_default();
+    let reserve = (left / 10).min(Duration::from_secs(5));
+    Some(crate::deadline::after(left - reserve))
 }

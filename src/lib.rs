@@ -19,12 +19,14 @@
 //! - [`config`]: the settings, grouped by concern, validated once at start.
 //! - [`secrets`]: the credentials secret, held in `secrecy` types (redacted `Debug`).
 //! - [`token`]: the OAuth token cache both platform clients share.
+//! - [`deadline`]: the invocation's deadline, which bounds every wait and every request.
 //! - [`retry`]: which failures are retried, the backoff curves, and the one request retry loop.
 //! - [`http`]: HTTP plumbing both clients share (URL rules, token request, error text).
 //! - [`telemetry`]: JSON logging.
 
 pub mod config;
 pub mod cxone;
+pub mod deadline;
 pub mod dlq;
 pub mod domain;
 pub mod event;

@@ -32,8 +32,13 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         event: PathBuf,
         /// Give the run a deadline like a Lambda timeout (default: none; the lease then lasts 15 min)
-        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=86_400))]
         timeout_seconds: Option<u64>,
+        /// Take the sync's lease even if another run holds it: after a local run was killed
+        /// mid-cycle, instead of waiting for its lease to expire. The other run, if it is still
+        /// alive, then fails its final write rather than overwriting this one's
+        #[arg(long)]
+        take_over_lease: bool,
     },
 }
 
@@ -48,7 +53,8 @@ async fn main() -> ExitCode {
         Command::Invoke {
             event,
             timeout_seconds,
-        } => invoke(&event, timeout_seconds).await,
+            take_over_lease,
+        } => invoke(&event, timeout_seconds, take_over_lease).await,
     }
 }
 
@@ -81,7 +87,7 @@ async fn run_lambda() -> ExitCode {
 }
 
 /// Runs the same handler once, as the Lambda runtime would with a default context.
-async fn invoke(path: &Path, timeout_seconds: Option<u64>) -> ExitCode {
+async fn invoke(path: &Path, timeout_seconds: Option<u64>, take_over_lease: bool) -> ExitCode {
     let deadline =
         timeout_seconds.map(|s| chrono::Utc::now() + chrono::Duration::seconds(s as i64));
     let text = if path == Path::new("-") {
@@ -101,6 +107,7 @@ async fn invoke(path: &Path, timeout_seconds: Option<u64>) -> ExitCode {
         }
     };
     let app = match start().await {
+        Ok(app) if take_over_lease => app.take_over_lease(),
         Ok(app) => app,
         Err(message) => {
             eprintln!("{message}");

@@ -5,6 +5,7 @@
 //! Salesforce publishes no list of retryable codes; this follows its error-code reference:
 //! lock contention and server-side trouble pass, validation and schema errors do not.
 
+use crate::deadline::{self, DeadlineExceeded};
 use crate::token::AuthError;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -40,7 +41,7 @@ pub fn http_status(status: u16) -> Class {
 
 /// Linear backoff for per-record retries: `attempt × base`.
 pub fn linear(attempt: u32, base: Duration) -> Duration {
-    base * attempt
+    base.saturating_mul(attempt)
 }
 
 /// Exponential backoff with full jitter for transient request failures: a random delay in
@@ -49,6 +50,9 @@ pub fn exponential_jitter(attempt: u32, base: Duration, cap: Duration) -> Durati
     let ceiling = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
     ceiling.mul_f64(fastrand::f64())
 }
+
+/// The longest single wait [`run`] makes, whatever a `Retry-After` asks.
+pub const MAX_WAIT: Duration = Duration::from_secs(900);
 
 /// How hard [`run`] tries one request.
 #[derive(Clone, Copy, Debug)]
@@ -130,7 +134,7 @@ pub(crate) async fn run<C, T, E, Fut>(
 ) -> Result<T, E>
 where
     C: Credential,
-    E: From<AuthError>,
+    E: From<AuthError> + From<DeadlineExceeded>,
     Fut: Future<Output = Verdict<T, E>>,
 {
     let mut transient_failures = 0;
@@ -139,7 +143,8 @@ where
     loop {
         let token = credential.current().await?;
         // Every pause between two tries is computed here, and only here.
-        let pause = match attempt(token.clone()).await {
+        let answer = deadline::bounded(policy.service, attempt(token.clone())).await?;
+        let pause = match answer {
             Verdict::Done(value) => return Ok(value),
             Verdict::Failed(error) => return Err(error),
             Verdict::Unauthorized(refused) => {
@@ -168,7 +173,9 @@ where
                 if throttle_waits > throttle.waits {
                     return Err(exhausted);
                 }
-                let wait = retry_after.unwrap_or(throttle.default_wait);
+                // Whatever the server asks, no single wait is longer than MAX_WAIT.
+                let wait = retry_after.unwrap_or(throttle.default_wait).min(MAX_WAIT);
+                deadline::check_wait(wait, policy.service)?;
                 tracing::warn!(
                     wait_ms = wait.as_millis() as u64,
                     "{} throttled the request (429); waiting",
@@ -193,6 +200,7 @@ where
                 exponential_jitter(transient_failures, policy.backoff_base, policy.backoff_cap)
             }
         };
+        deadline::check_wait(pause, policy.service)?;
         tokio::time::sleep(pause).await;
     }
 }
@@ -268,6 +276,12 @@ mod tests {
     impl From<AuthError> for Stop {
         fn from(_: AuthError) -> Self {
             Stop("auth")
+        }
+    }
+
+    impl From<DeadlineExceeded> for Stop {
+        fn from(_: DeadlineExceeded) -> Self {
+            Stop("deadline")
         }
     }
 
@@ -349,6 +363,20 @@ mod tests {
         );
         assert_eq!(throttle.waited_ms(), 6000);
         assert_eq!(started.elapsed(), Duration::from_secs(6));
+
+        // Inside a deadline, a wait that would end past it stops the request at once, uncounted.
+        let throttle = Throttle::new(5, Duration::from_secs(1));
+        let (bounded, tokens) = (policy(Some(&throttle)), Tokens::default());
+        let started = tokio::time::Instant::now();
+        let within = crate::deadline::scope(
+            Some(crate::deadline::after(Duration::from_secs(10))),
+            scripted(&bounded, &tokens, vec![throttled(Some(3600))]),
+        );
+        assert_eq!(within.await, Err(Stop("deadline")));
+        assert_eq!(
+            (throttle.waited_ms(), started.elapsed()),
+            (0, Duration::ZERO)
+        );
 
         let unthrottled = vec![throttled(None)];
         assert_eq!(

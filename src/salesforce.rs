@@ -6,6 +6,7 @@
 //! every per-record result, because HTTP 200 does not mean the records were written.
 
 use crate::config::{HttpSettings, SalesforceSettings};
+use crate::deadline::DeadlineExceeded;
 use crate::http::{
     check_transport, describe_transport_error, join, snippet, token_field, token_request,
 };
@@ -34,7 +35,9 @@ pub enum UpsertOutcome {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SalesforceError {
     #[error("Salesforce authentication failed: {0}")]
-    Auth(#[from] AuthError),
+    Auth(AuthError),
+    #[error(transparent)]
+    Deadline(#[from] DeadlineExceeded),
     #[error("Salesforce rejected the session even after a token refresh")]
     SessionRejected,
     #[error("Salesforce API request limit exceeded (REQUEST_LIMIT_EXCEEDED)")]
@@ -49,6 +52,15 @@ pub enum SalesforceError {
     },
     #[error("Salesforce sent an unreadable response: {0}")]
     BadResponse(String),
+}
+
+impl From<AuthError> for SalesforceError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Deadline(d) => Self::Deadline(d),
+            e => Self::Auth(e),
+        }
+    }
 }
 
 impl SalesforceError {
@@ -213,6 +225,8 @@ pub struct SalesforceClient {
 /// Tries per read (GET: describe, query pages) when Salesforce fails transiently. Writes are not
 /// retried here: the engine retries them per record, and counts it.
 const READ_ATTEMPTS: u32 = 3;
+/// The most pages one query may have: a million rows at the smallest page size Salesforce uses.
+const MAX_QUERY_PAGES: usize = 5_000;
 /// The longest wait between two tries of a read.
 const READ_MAX_WAIT: Duration = Duration::from_secs(10);
 
@@ -412,6 +426,9 @@ impl RecordSink for SalesforceClient {
         let mut rows = Vec::new();
         let mut page: Value = serde_json::from_str(&text)
             .map_err(|e| SalesforceError::BadResponse(format!("query result is not JSON ({e})")))?;
+        // A server whose pages never end must not hold the cycle: a page URL seen twice or more
+        // pages than any object of ours can fill is a bad answer (the deadline bounds the rest).
+        let mut seen = std::collections::HashSet::new();
         loop {
             match page.get_mut("records").map(Value::take) {
                 Some(Value::Array(records)) => rows.extend(records),
@@ -433,6 +450,13 @@ impl RecordSink for SalesforceClient {
             if !next.starts_with("/services/data/") {
                 return Err(SalesforceError::BadResponse(format!(
                     "unexpected nextRecordsUrl {next:?}"
+                )));
+            }
+            if !seen.insert(next.clone()) || seen.len() > MAX_QUERY_PAGES {
+                return Err(SalesforceError::BadResponse(format!(
+                    "the query's pages do not end (nextRecordsUrl {} after {} pages)",
+                    crate::http::snippet(&next),
+                    seen.len()
                 )));
             }
             let (_, text) = self

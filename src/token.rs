@@ -8,6 +8,7 @@
 //! lock, so concurrent requests never start their own. A token endpoint that is briefly
 //! unavailable (network error, 5xx) is tried again with backoff; a refusal is not.
 
+use crate::deadline::DeadlineExceeded;
 use crate::retry::{self, Credential, Policy, Verdict};
 use async_trait::async_trait;
 use reqwest::Url;
@@ -59,6 +60,9 @@ pub enum AuthError {
         platform: &'static str,
         reason: String,
     },
+    /// No token before the invocation's deadline: not an authentication failure.
+    #[error(transparent)]
+    Deadline(#[from] DeadlineExceeded),
 }
 
 /// Asks a platform's token endpoint for a new token.
@@ -66,6 +70,9 @@ pub enum AuthError {
 pub trait TokenFetcher: Send + Sync {
     async fn fetch(&self) -> Result<IssuedToken, AuthError>;
 }
+
+/// The longest lifetime a token is trusted for, whatever its `expires_in` says.
+const MAX_LIFETIME: Duration = Duration::from_secs(86_400);
 
 /// How close to expiry a token stops being handed out.
 const EXPIRY_GUARD: Duration = Duration::from_secs(5);
@@ -220,7 +227,8 @@ impl Inner {
 
     fn wrap(&self, issued: IssuedToken) -> Token {
         let now = Instant::now();
-        let lifetime = issued.lifetime;
+        // A lifetime is remote input: no token is trusted for longer than a day.
+        let lifetime = issued.lifetime.min(MAX_LIFETIME);
         // Refresh at 80% of the lifetime, and never later than 60 s before expiry.
         let at_80 = lifetime.mul_f64(0.8);
         let refresh_after = at_80.min(lifetime.saturating_sub(Duration::from_secs(60)));
@@ -255,6 +263,19 @@ mod tests {
                 instance_url: None,
             })
         }
+    }
+
+    /// An absurd `expires_in` (remote input) neither panics nor keeps a token for ever.
+    #[tokio::test(start_paused = true)]
+    async fn an_absurd_lifetime_is_capped_at_a_day() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let cache = TokenCache::new(
+            Box::new(Counting(calls.clone(), Duration::from_secs(u64::MAX))),
+            Duration::ZERO,
+        );
+        assert_eq!(cache.get().await.unwrap().bearer(), "t1");
+        tokio::time::advance(Duration::from_secs(86_400)).await;
+        assert_eq!(cache.get().await.unwrap().bearer(), "t2");
     }
 
     #[tokio::test(start_paused = true)]

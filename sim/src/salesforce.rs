@@ -49,6 +49,8 @@ pub struct SalesforceConfig {
     pub query_page_size: usize,
     /// Lifetime of access tokens; `None` = valid until [`SalesforceSim::expire_tokens`].
     pub token_ttl: Option<Duration>,
+    /// A broken server: every query page says more follow, at the same `nextRecordsUrl`.
+    pub endless_query: bool,
 }
 
 impl Default for SalesforceConfig {
@@ -61,6 +63,7 @@ impl Default for SalesforceConfig {
             api_limit: 100_000,
             query_page_size: 2000,
             token_ttl: None,
+            endless_query: false,
         }
     }
 }
@@ -375,6 +378,12 @@ impl SalesforceSim {
         self.shared
             .state()
             .push_fault(endpoint, Fault::Reset, times);
+    }
+
+    /// Makes every query page say that more follow, at the same `nextRecordsUrl` (a broken
+    /// server that a client must not loop on).
+    pub fn set_endless_query(&self, endless: bool) {
+        self.shared.state().config.endless_query = endless;
     }
 
     /// Delays every answer of `endpoint` by `delay` (zero removes the delay). The request is

@@ -90,6 +90,7 @@ impl Redrive<'_> {
         messages: &[Incoming],
         deadline: Option<DateTime<Utc>>,
     ) -> Vec<Fate> {
+        let started = Utc::now();
         let mut sorted = self.sort(messages);
         let mut writes = match self.reread(&mut sorted).await {
             Ok(writes) => writes,
@@ -101,7 +102,7 @@ impl Redrive<'_> {
             settings: self.settings,
         };
         let outcome = writer
-            .write(&mut writes, self.settings.stop_at(deadline))
+            .write(&mut writes, self.settings.stop_at(deadline, started))
             .await;
         for &i in &outcome.written {
             sorted.set(writes[i].external_id(), |_| Fate::Written);

@@ -20,6 +20,8 @@ pub enum Holder<'a> {
     Cycle {
         id: &'a str,
         min_poll_interval: Option<Duration>,
+        /// Take the lease even from a live holder (an operator's explicit choice).
+        take_over: bool,
     },
     /// A redrive: it leaves the cycle's bookkeeping alone.
     Redrive { id: &'a str },
@@ -48,19 +50,31 @@ pub async fn take(
     let mut before = stored.state;
     let skew = chrono::Duration::from_std(clock_skew).unwrap_or_default();
     let repairs = before.clear_future_times(now + skew, now + UNBOUNDED_LEASE + skew);
+    let take_over = matches!(
+        holder,
+        Holder::Cycle {
+            take_over: true,
+            ..
+        }
+    );
     if let Some(lease) = &before.lease
         && lease.expires > now
     {
-        return Err(Reason::LeaseHeld {
-            owner: lease.owner.clone(),
-            until: lease.expires,
-        });
+        if take_over {
+            tracing::warn!(owner = %lease.owner, expires = %lease.expires, "taking over the lease on request");
+        } else {
+            return Err(Reason::LeaseHeld {
+                owner: lease.owner.clone(),
+                until: lease.expires,
+            });
+        }
     }
     let mut leased = before.clone();
     let owner = match holder {
         Holder::Cycle {
             id,
             min_poll_interval,
+            ..
         } => {
             if let (Some(previous), Some(interval)) = (before.last_cycle_started, min_poll_interval)
                 && !interval.is_zero()

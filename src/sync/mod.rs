@@ -81,11 +81,19 @@ impl Settings {
         }
     }
 
-    /// When to stop starting batches: the deadline less the margin one request may take.
-    pub fn stop_at(&self, deadline: Option<DateTime<Utc>>) -> Option<Instant> {
+    /// When to stop starting batches: the deadline less the time one request may take
+    /// (`HTTP_TIMEOUT_SECONDS` + 5 s), but never more than a quarter of the invocation's time
+    /// (from `started`), so that a short deadline still leaves most of its time to write.
+    pub fn stop_at(
+        &self,
+        deadline: Option<DateTime<Utc>>,
+        started: DateTime<Utc>,
+    ) -> Option<Instant> {
         deadline.map(|d| {
+            let total = (d - started).to_std().unwrap_or_default();
+            let margin = self.deadline_margin.min(total / 4);
             let left = (d - Utc::now()).to_std().unwrap_or_default();
-            Instant::now() + left.saturating_sub(self.deadline_margin)
+            crate::deadline::after(left.saturating_sub(margin))
         })
     }
 }
@@ -102,6 +110,8 @@ pub struct CycleRequest {
     pub retry: bool,
     /// When the invocation must have returned (the Lambda deadline).
     pub deadline: Option<DateTime<Utc>>,
+    /// Take the lease even if another run holds it (an operator's explicit choice).
+    pub take_over_lease: bool,
 }
 
 pub struct Engine<'a> {
@@ -231,7 +241,12 @@ impl Engine<'_> {
             Ok(plan) => plan,
             Err(reason) => {
                 lease::release(self.state, &released, held.version).await;
-                return (Status::Failed, Some(reason));
+                // The API budget is spent: like the same answer to an upsert, a skip, not a fault.
+                let status = match reason {
+                    Reason::ApiBudget(_) => Status::Skipped,
+                    _ => Status::Failed,
+                };
+                return (status, Some(reason));
             }
         };
         if let Err(reason) =
@@ -274,6 +289,7 @@ impl Engine<'_> {
         let holder = Holder::Cycle {
             id: &report.cycle_id,
             min_poll_interval: (!request.retry).then_some(self.settings.min_poll_interval),
+            take_over: request.take_over_lease,
         };
         let skew = self.settings.clock_skew;
         lease::take(self.state, stored, holder, now, request.deadline, skew)
@@ -326,7 +342,7 @@ impl Engine<'_> {
         }
         tracing::info!(cycle_id = %report.cycle_id, mode = ?report.mode, fetched = report.fetched, to_write = writes.len(), malformed = letters.len(), "cycle planned");
 
-        let outcome = self.write(&mut writes, deadline).await;
+        let outcome = self.write(&mut writes, deadline, leased.now).await;
         report.record_writes(&outcome, &writes, reconcile);
         for r in &outcome.rejected {
             dead.insert(writes[r.index].external_id().clone());
@@ -398,13 +414,18 @@ impl Engine<'_> {
     }
 
     /// Step 5: the writer, after making sure a warm environment's API usage reading is current.
-    async fn write(&self, writes: &mut [Write], deadline: Option<DateTime<Utc>>) -> Outcome {
+    async fn write(
+        &self,
+        writes: &mut [Write],
+        deadline: Option<DateTime<Utc>>,
+        started: DateTime<Utc>,
+    ) -> Outcome {
         let writer = Writer {
             sink: self.sink,
             rules: self.rules,
             settings: self.settings,
         };
-        let stop_at = self.settings.stop_at(deadline);
+        let stop_at = self.settings.stop_at(deadline, started);
         // A warm environment remembers the last `Sforce-Limit-Info` reading. If it says we are
         // over budget, read it afresh (describe is one cheap call) before believing it: usage falls
         // as the rolling 24 h window moves, and without a call we would never see it fall.
@@ -422,6 +443,9 @@ impl Engine<'_> {
 fn fetch_failure(e: CxoneError) -> Reason {
     match e {
         CxoneError::Auth(_) => Reason::AuthUnavailable(e.to_string()),
+        CxoneError::Deadline(_) => Reason::Deadline(format!(
+            "reading CXone stopped: {e}; nothing was written, the next cycle starts over"
+        )),
         _ => Reason::CxoneUnavailable(e.to_string()),
     }
 }
@@ -438,7 +462,7 @@ fn conclude(
     }
     match outcome.stop {
         Some(reason @ Reason::ApiBudget(_)) => return (Status::Skipped, Some(reason)),
-        Some(reason @ Reason::Deadline) => {
+        Some(reason @ Reason::Deadline(_)) => {
             tracing::info!(%reason, "cycle stopped early");
             return (Status::Partial, Some(reason));
         }

@@ -187,13 +187,21 @@ pub enum Reason {
     },
     DlqUnavailable(String),
     /// The invocation's deadline came before the work was done.
-    Deadline,
+    Deadline(String),
     /// A redrive could not write a record: Salesforce stopped accepting requests or the deadline
     /// came.
     NotWritten,
 }
 
 impl Reason {
+    /// The writer stopped starting batches as the deadline neared.
+    pub fn batches_stopped() -> Self {
+        Self::Deadline(
+            "stopped starting batches before the invocation deadline; the next cycle continues"
+                .into(),
+        )
+    }
+
     /// The reason for a Salesforce failure outside the write phase, with what was being done.
     pub fn salesforce(doing: &str, e: &SalesforceError) -> Self {
         let detail = format!("{doing}: {e}");
@@ -202,6 +210,7 @@ impl Reason {
                 Self::AuthUnavailable(detail)
             }
             SalesforceError::RequestLimit => Self::ApiBudget(detail),
+            SalesforceError::Deadline(_) => Self::Deadline(detail),
             _ => Self::SalesforceUnavailable(detail),
         }
     }
@@ -242,9 +251,7 @@ impl fmt::Display for Reason {
                  invoke {{\"action\": \"sync\", \"full\": true, \"allow_mass_change\": true}}"
             ),
             Self::DlqUnavailable(m) => write!(f, "dlq_unavailable: {m}"),
-            Self::Deadline => f.write_str(
-                "deadline: stopped starting batches before the invocation deadline; the next cycle continues",
-            ),
+            Self::Deadline(m) => write!(f, "deadline: {m}"),
             Self::NotWritten => f.write_str(
                 "not written: Salesforce stopped accepting requests or the deadline came; left for the next run",
             ),

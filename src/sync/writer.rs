@@ -225,10 +225,24 @@ impl Writer<'_> {
             if outcome.stop.is_some() || next.is_empty() {
                 break;
             }
+            let pause = self.pause(attempt, request_failed);
+            if stop_at.is_some_and(|t| Instant::now() + pause >= t)
+                || crate::deadline::check_wait(pause, "the writer's retry").is_err()
+            {
+                // The records left would be sent after the deadline: leave them for the next
+                // cycle (the watermark does not pass them).
+                tracing::warn!(
+                    pause_ms = pause.as_millis() as u64,
+                    records = next.len(),
+                    "no time left to retry before the deadline"
+                );
+                outcome.stop = Some(Reason::batches_stopped());
+                break;
+            }
             outcome.retries += next.len() as u64;
             next.sort_unstable();
             pending = next;
-            tokio::time::sleep(self.pause(attempt, request_failed)).await;
+            tokio::time::sleep(pause).await;
         }
         outcome
     }
@@ -273,6 +287,7 @@ impl Writer<'_> {
                         Err(e @ SalesforceError::Rejected { .. }) => {
                             Some(Reason::SalesforceRejected(e.to_string()))
                         }
+                        Err(SalesforceError::Deadline(_)) => Some(Reason::batches_stopped()),
                         _ => None,
                     };
                     if let Some(reason) = refusal {
@@ -348,7 +363,7 @@ impl Writer<'_> {
     /// Why no further batch may start now, if any: the deadline, or the API budget.
     pub fn should_stop(&self, stop_at: Option<Instant>) -> Option<Reason> {
         if stop_at.is_some_and(|t| Instant::now() >= t) {
-            return Some(Reason::Deadline);
+            return Some(Reason::batches_stopped());
         }
         let usage = self.sink.api_usage()?;
         let budget = self.settings.api_budget_percent;

@@ -733,9 +733,10 @@ async fn a_stale_lease_from_a_killed_run_is_taken_over() {
 // ---------------------------------------------------------------------------------------------
 // The deadline
 
-/// With a short deadline and a slow Salesforce, the cycle stops starting batches
-/// HTTP_TIMEOUT_SECONDS + 5 s before the deadline and returns `partial` in time, with the
-/// watermark on the last record written; the next cycle writes the rest, each record once.
+/// With a short deadline and a slow Salesforce, the cycle stops starting batches before the
+/// deadline (HTTP_TIMEOUT_SECONDS + 5 s, at most a quarter of the invocation's time) and returns
+/// `partial` in time, with the watermark on the last record written; the next cycle writes the
+/// rest, each record once.
 #[tokio::test]
 async fn a_short_deadline_returns_partial_in_time_and_the_next_cycle_finishes() {
     let world = world().await;
@@ -743,7 +744,7 @@ async fn a_short_deadline_returns_partial_in_time_and_the_next_cycle_finishes() 
     world
         .salesforce
         .set_latency("upsert", Duration::from_millis(400));
-    // A 1 s HTTP timeout leaves 9 − (1 + 5) = 3 s to write twenty batches of 0.4 s each.
+    // Twenty batches of 0.4 s each cannot all start before 9 s less the margins.
     let env = [
         ("HTTP_TIMEOUT_SECONDS", "1"),
         ("SF_BATCH_SIZE", "10"),

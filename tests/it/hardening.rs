@@ -133,3 +133,238 @@ async fn future_times_in_the_state_are_reported_and_repaired() {
         "{after:?}"
     );
 }
+
+/// Runs `disposition-sync invoke` with `args` after the event, and the world's environment.
+async fn invoke_with(
+    world: &disposition_sim::world::LocalWorld,
+    event: serde_json::Value,
+    env: &[(&str, &str)],
+    args: &[&str],
+) -> (bool, serde_json::Value, String) {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_disposition-sync"));
+    cmd.args(["invoke", "--event", "-"]).args(args).env_clear();
+    cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in world.env() {
+        cmd.env(k, v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(event.to_string().as_bytes())
+        .unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    (
+        out.status.success(),
+        serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null),
+        stdout + &stderr,
+    )
+}
+
+/// A CXone 429 asking to wait an hour, against a 10 s deadline: the cycle does not sleep past
+/// its deadline; it stops at once, says why, keeps the watermark and releases the lease.
+#[tokio::test]
+async fn a_retry_after_past_the_deadline_stops_the_cycle_in_time() {
+    use disposition_sim::cxone::Fault;
+    let world = world().await;
+    world.cxone.seed(5);
+    sync(&world, false, &[]).await;
+    let before = state(&world).await.watermark;
+    let first = world.cxone.all()[0]["id"].as_str().unwrap().to_owned();
+    world.cxone.rename(&first, "Renamed");
+    world.cxone.inject(
+        "list",
+        Fault {
+            status: 429,
+            retry_after: Some(3600),
+            times: 1,
+            ..Fault::default()
+        },
+    );
+
+    let started = std::time::Instant::now();
+    let (_, run, output) = invoke_with(
+        &world,
+        json!({"action": "sync"}),
+        &[],
+        &["--timeout-seconds", "10"],
+    )
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(run["status"], "failed", "{output}");
+    assert!(
+        run["reason"].as_str().unwrap().starts_with("deadline"),
+        "{run}"
+    );
+    let after = state(&world).await;
+    assert_eq!((after.watermark, after.lease), (before, None));
+}
+
+/// A lock-retry pause of a minute (RETRY_BASE_DELAY_MS=60000) against a 20 s deadline: the
+/// writer does not sleep past the deadline; the cycle ends `partial` in time, and the record it
+/// could not retry is written by the next cycle.
+#[tokio::test]
+async fn a_retry_pause_past_the_deadline_ends_the_cycle_partial_in_time() {
+    let world = world().await;
+    let ids = world.cxone.seed(10);
+    world
+        .salesforce
+        .inject_record_error(&ids[3], "UNABLE_TO_LOCK_ROW", "locked", Some(1));
+    let env = [("RETRY_BASE_DELAY_MS", "60000")];
+
+    let started = std::time::Instant::now();
+    let (_, run, output) = invoke_with(
+        &world,
+        json!({"action": "sync"}),
+        &env,
+        &["--timeout-seconds", "20"],
+    )
+    .await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(run["status"], "partial", "{output}");
+    assert!(
+        run["reason"].as_str().unwrap().starts_with("deadline"),
+        "{run}"
+    );
+    assert_eq!(world.salesforce.records().len(), 9);
+
+    let next = sync(&world, false, &[]).await;
+    assert_eq!(next["status"], "ok", "{next}");
+    assert_eq!(world.salesforce.records().len(), 10);
+}
+
+/// The template's smallest FunctionTimeout (30 s) leaves time to write: the safety margins
+/// scale with the deadline.
+#[tokio::test]
+async fn a_thirty_second_deadline_still_writes_everything() {
+    let world = world().await;
+    world.cxone.seed(50);
+    let (_, run, output) = invoke_with(
+        &world,
+        json!({"action": "sync"}),
+        &[],
+        &["--timeout-seconds", "30"],
+    )
+    .await;
+    assert_eq!(run["status"], "ok", "{output}");
+    assert_eq!(world.salesforce.records().len(), 50);
+}
+
+/// A Salesforce query whose `nextRecordsUrl` never ends does not hold the cycle: it fails at
+/// once, naming the broken paging.
+#[tokio::test]
+async fn a_query_that_never_ends_fails_the_cycle_instead_of_looping() {
+    let world = world().await;
+    world.cxone.seed(5);
+    sync(&world, false, &[]).await;
+    world.salesforce.set_endless_query(true);
+    let started = std::time::Instant::now();
+    let run = sync(&world, true, &[]).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(
+        run["reason"].as_str().unwrap().contains("do not end"),
+        "{run}"
+    );
+}
+
+/// 403 REQUEST_LIMIT_EXCEEDED on describe is the API budget, like the same answer to an upsert:
+/// the cycle is `skipped` (`api_budget`), not `failed`.
+#[tokio::test]
+async fn a_request_limit_on_describe_skips_the_cycle() {
+    let world = world().await;
+    world.cxone.seed(5);
+    world.salesforce.fail_next(
+        "describe",
+        403,
+        json!([{"errorCode": "REQUEST_LIMIT_EXCEEDED", "message": "TotalRequests Limit exceeded."}]),
+        1,
+    );
+    let run = sync(&world, false, &[]).await;
+    assert_eq!(run["status"], "skipped", "{run}");
+    assert!(
+        run["reason"].as_str().unwrap().starts_with("api_budget"),
+        "{run}"
+    );
+    assert!(state(&world).await.lease.is_none());
+}
+
+/// A local run killed mid-cycle leaves its lease; `invoke --take-over-lease` takes it over at
+/// once (a plain run still skips), and the scheduled path never does.
+#[tokio::test]
+async fn invoke_can_take_over_a_stale_lease_explicitly() {
+    use disposition_sync::watermark::{DynamoDbStateStore, Lease, StateStore, SyncState};
+    let world = world().await;
+    world.cxone.seed(5);
+    let store = DynamoDbStateStore::new(
+        aws_sdk_dynamodb::Client::new(&world.sdk),
+        &world.aws.table,
+        "dispositions",
+    );
+    let held = SyncState {
+        lease: Some(Lease {
+            owner: "killed-run".into(),
+            expires: chrono::Utc::now() + chrono::Duration::minutes(14),
+        }),
+        ..SyncState::default()
+    };
+    store.save(&held, 0).await.unwrap();
+
+    let plain = sync(&world, false, &[]).await;
+    assert_eq!(plain["status"], "skipped", "{plain}");
+    let (ok, run, output) = invoke_with(
+        &world,
+        json!({"action": "sync"}),
+        &[],
+        &["--take-over-lease"],
+    )
+    .await;
+    assert!(ok, "{output}");
+    assert_eq!(run["status"], "ok", "{output}");
+    assert_eq!(world.salesforce.records().len(), 5);
+    assert!(state(&world).await.lease.is_none());
+}
+
+/// Without AWS_REGION the binary says so in those words, instead of failing later on a call.
+#[tokio::test]
+async fn a_missing_aws_region_is_named() {
+    let world = world().await;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_disposition-sync"));
+    cmd.args(["invoke", "--event", "events/manual-sync.json"])
+        .env_clear();
+    cmd.env("PATH", std::env::var("PATH").unwrap_or_default());
+    cmd.env("HOME", "/nonexistent");
+    for (k, v) in world.env() {
+        if k != "AWS_REGION" && k != "AWS_DEFAULT_REGION" {
+            cmd.env(k, v);
+        }
+    }
+    let out = cmd.output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("AWS_REGION is not set"), "{text}");
+}

@@ -43,12 +43,19 @@ pub(crate) fn query(
         .map(|row| query.output(row, &state.config.object, version))
         .collect();
     let page_size = page_size(state);
-    if records.len() <= page_size {
+    if records.len() <= page_size && !state.config.endless_query {
         return Ok(json!({"totalSize": records.len(), "done": true, "records": records}));
     }
     state.cursor_serial += 1;
     let locator = record_id(LOCATOR_PREFIX, state.cursor_serial);
-    let first_page = page(&records, &locator, 0, page_size, version);
+    let first_page = page(
+        &records,
+        &locator,
+        0,
+        page_size,
+        version,
+        state.config.endless_query,
+    );
     state.cursors.insert(locator, records);
     Ok(first_page)
 }
@@ -68,7 +75,14 @@ pub(crate) fn query_more(
         .get(cursor)
         .filter(|records| offset < records.len())
         .ok_or_else(invalid)?;
-    Ok(page(records, cursor, offset, page_size, version))
+    Ok(page(
+        records,
+        cursor,
+        offset,
+        page_size,
+        version,
+        state.config.endless_query,
+    ))
 }
 
 fn page_size(state: &State) -> usize {
@@ -82,10 +96,15 @@ fn page(
     offset: usize,
     page_size: usize,
     version: ApiVersion,
+    endless: bool,
 ) -> Value {
     let end = (offset + page_size).min(records.len());
     let mut answer = json!({"totalSize": records.len(), "done": end == records.len(), "records": &records[offset..end]});
-    if end < records.len() {
+    if endless {
+        answer["done"] = json!(false);
+        answer["nextRecordsUrl"] =
+            json!(format!("/services/data/{version}/query/{cursor}-{offset}"));
+    } else if end < records.len() {
         answer["nextRecordsUrl"] = json!(format!("/services/data/{version}/query/{cursor}-{end}"));
     }
     answer
