@@ -69,8 +69,14 @@ impl DeadLetter {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("dead-letter queue unavailable: {0}")]
-pub struct DlqError(pub String);
+pub enum DlqError {
+    /// The queue could not be reached, or refused whole requests.
+    #[error("dead-letter queue unavailable: {0}")]
+    Unavailable(String),
+    /// The queue is there but did not take some letters (each one named).
+    #[error("the dead-letter queue did not take every letter: {0}")]
+    Refused(String),
+}
 
 #[async_trait]
 pub trait DeadLetterQueue: Send + Sync {
@@ -120,6 +126,8 @@ use std::collections::{BTreeMap, HashSet};
 /// the largest total of one SendMessageBatch call. Both count the body plus each attribute's
 /// name, type and value. Queues may allow more, but this limit holds on every queue.
 const SQS_MAX_BYTES: usize = 262_144;
+/// How the reason of a letter whose whole request failed begins.
+const REQUEST_FAILED: &str = "SendMessageBatch failed";
 /// Entries allowed in one SendMessageBatch call.
 const SQS_MAX_BATCH: usize = 10;
 /// How many letters an error message lists per reason; the count is always complete.
@@ -155,7 +163,7 @@ impl SqsDeadLetterQueue {
         {
             Ok(output) => output,
             Err(e) => {
-                let reason = format!("SendMessageBatch failed: {}", DisplayErrorContext(&e));
+                let reason = format!("{REQUEST_FAILED}: {}", DisplayErrorContext(&e));
                 return ids
                     .into_iter()
                     .map(|(_, index)| (index, reason.clone()))
@@ -235,7 +243,7 @@ impl DeadLetterInbox for SqsDeadLetterQueue {
                 .send()
                 .await
                 .map_err(|e| {
-                    DlqError(format!(
+                    DlqError::Unavailable(format!(
                         "ReceiveMessage failed: {}",
                         DisplayErrorContext(&e)
                     ))
@@ -285,13 +293,13 @@ impl DeadLetterInbox for SqsDeadLetterQueue {
                 .send()
                 .await
                 .map_err(|e| {
-                    DlqError(format!(
+                    DlqError::Unavailable(format!(
                         "DeleteMessageBatch failed: {}",
                         DisplayErrorContext(&e)
                     ))
                 })?;
             if !out.failed().is_empty() {
-                return Err(DlqError(format!(
+                return Err(DlqError::Unavailable(format!(
                     "SQS did not delete {} messages",
                     out.failed().len()
                 )));
@@ -321,7 +329,7 @@ impl DeadLetterInbox for SqsDeadLetterQueue {
                 .send()
                 .await
                 .map_err(|e| {
-                    DlqError(format!(
+                    DlqError::Unavailable(format!(
                         "ChangeMessageVisibilityBatch failed: {}",
                         DisplayErrorContext(&e)
                     ))
@@ -344,10 +352,9 @@ impl DeadLetterInbox for SqsDeadLetterQueue {
                 .expect("the data type is set");
             request = request.message_attributes("parked_reason", value);
         }
-        request
-            .send()
-            .await
-            .map_err(|e| DlqError(format!("SendMessage failed: {}", DisplayErrorContext(&e))))?;
+        request.send().await.map_err(|e| {
+            DlqError::Unavailable(format!("SendMessage failed: {}", DisplayErrorContext(&e)))
+        })?;
         Ok(())
     }
 }
@@ -364,8 +371,25 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    /// Serializes `letter`, or says why it cannot be sent (never quoting the body).
+    /// Serializes `letter`, cut to fit one SQS message if it must be, or says why it cannot be
+    /// sent (never quoting the body).
     fn new(index: usize, letter: &DeadLetter) -> Result<Self, String> {
+        let outgoing = Self::exact(index, letter)?;
+        if outgoing.size <= SQS_MAX_BYTES {
+            return Ok(outgoing);
+        }
+        let cut = cut_to_fit(letter, outgoing.size)?;
+        let outgoing = Self::exact(index, &cut)?;
+        if outgoing.size > SQS_MAX_BYTES {
+            return Err(format!(
+                "its message is {} bytes even without the CXone record, above the SQS limit of 256 KiB ({SQS_MAX_BYTES} bytes)",
+                outgoing.size
+            ));
+        }
+        Ok(outgoing)
+    }
+
+    fn exact(index: usize, letter: &DeadLetter) -> Result<Self, String> {
         let mut body = serde_json::to_string(letter)
             .map_err(|e| format!("it could not be serialized: {e}"))?;
         // serde_json escapes control characters but writes U+FFFE and U+FFFF as they are, and SQS
@@ -401,11 +425,6 @@ impl Outgoing {
                 .iter()
                 .map(|(name, value)| name.len() + "String".len() + value.len())
                 .sum::<usize>();
-        if size > SQS_MAX_BYTES {
-            return Err(format!(
-                "its message is {size} bytes, above the SQS limit of 256 KiB ({SQS_MAX_BYTES} bytes)"
-            ));
-        }
         Ok(Self {
             index,
             body,
@@ -432,6 +451,29 @@ impl Outgoing {
         }
         entry.build().expect("the id and the body are set")
     }
+}
+
+/// A letter too big for one SQS message: the CXone record, which has no size limit of its own,
+/// is cut to what fits and kept as text; the id, the timestamp, the error and the payload stay
+/// whole, and the error message says what was cut.
+fn cut_to_fit(letter: &DeadLetter, size: usize) -> Result<DeadLetter, String> {
+    let source = serde_json::to_string(&letter.source)
+        .map_err(|e| format!("it could not be serialized: {e}"))?;
+    // What the rest of the letter takes, plus room for the note and for escaping the text.
+    let rest = size.saturating_sub(source.len()) + 1024;
+    let budget = SQS_MAX_BYTES.saturating_sub(rest) / 2;
+    let mut end = budget.min(source.len());
+    while !source.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut cut = letter.clone();
+    cut.source = serde_json::Value::String(source[..end].to_owned());
+    cut.error.message = format!(
+        "{} [the CXone record is {} bytes, more than one SQS message holds: source keeps its first {end} bytes, as text]",
+        letter.error.message,
+        source.len()
+    );
+    Ok(cut)
 }
 
 /// Whether SQS accepts `value` as a String attribute: non-empty, and only the characters its API
@@ -462,9 +504,14 @@ fn batches(letters: Vec<Outgoing>) -> Vec<Vec<Outgoing>> {
     batches
 }
 
-/// "N of M dead letters were not sent: <reason> (letters ...); ...", grouped by reason.
+/// "N of M dead letters were not sent: <reason> (letters ...); ...", grouped by reason. When
+/// every failure is a whole request that failed, the queue is unavailable; otherwise it refused
+/// particular letters, which is what the error then says.
 fn describe_failures(letters: &[DeadLetter], mut failed: Vec<(usize, String)>) -> DlqError {
     failed.sort_unstable();
+    let unavailable = failed
+        .iter()
+        .all(|(_, reason)| reason.starts_with(REQUEST_FAILED));
     let mut by_reason: BTreeMap<String, Vec<usize>> = BTreeMap::new();
     for (index, reason) in &failed {
         by_reason.entry(reason.clone()).or_default().push(*index);
@@ -486,12 +533,17 @@ fn describe_failures(letters: &[DeadLetter], mut failed: Vec<(usize, String)>) -
             format!("{reason} (letters {})", listed.join(", "))
         })
         .collect();
-    DlqError(format!(
+    let message = format!(
         "{} of {} dead letters were not sent: {}",
         failed.len(),
         letters.len(),
         groups.join("; ")
-    ))
+    );
+    if unavailable {
+        DlqError::Unavailable(message)
+    } else {
+        DlqError::Refused(message)
+    }
 }
 
 #[cfg(test)]
@@ -549,11 +601,18 @@ mod tests {
     }
 
     #[test]
-    fn an_oversized_letter_is_refused_with_its_size() {
-        let reason = Outgoing::new(0, &letter(Some("7"), SQS_MAX_BYTES)).unwrap_err();
+    fn an_oversized_letter_is_cut_to_fit_keeping_its_id_and_error() {
+        let big = letter(Some("7"), SQS_MAX_BYTES + 50_000);
+        let outgoing = Outgoing::new(0, &big).unwrap();
+        assert!(outgoing.size <= SQS_MAX_BYTES, "{}", outgoing.size);
+        let sent: DeadLetter = serde_json::from_str(&outgoing.body).unwrap();
+        assert_eq!(sent.external_id.as_deref(), Some("7"));
+        assert_eq!(sent.error.code, big.error.code);
+        assert!(sent.error.message.starts_with(&big.error.message));
         assert!(
-            reason.contains("above the SQS limit of 256 KiB"),
-            "{reason}"
+            sent.error.message.contains("source keeps its first"),
+            "{}",
+            sent.error.message
         );
     }
 
@@ -595,7 +654,9 @@ mod tests {
         let failed = (0..12)
             .map(|i| (i, "SQS rejected it: InternalError".to_owned()))
             .collect();
-        let DlqError(message) = describe_failures(&letters, failed);
+        let DlqError::Refused(message) = describe_failures(&letters, failed) else {
+            panic!("letters SQS rejected one by one are refused, not an unavailable queue");
+        };
         assert!(
             message
                 .starts_with("12 of 14 dead letters were not sent: SQS rejected it: InternalError"),

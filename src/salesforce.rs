@@ -26,8 +26,10 @@ use std::time::Duration;
 /// The per-record result of an upsert.
 #[derive(Clone, Debug, PartialEq)]
 pub enum UpsertOutcome {
-    Created,
-    Updated,
+    /// Written as a new record; the record's Salesforce id, when the result gives it.
+    Created(Option<String>),
+    /// Written over an existing record.
+    Updated(Option<String>),
     Failed(RecordError),
 }
 
@@ -519,10 +521,11 @@ impl RecordSink for SalesforceClient {
 /// Reads one entry of a Collections result; `id`/`created` may be missing or null.
 fn upsert_outcome(result: &Value) -> UpsertOutcome {
     if result.get("success").and_then(Value::as_bool) == Some(true) {
+        let id = result.get("id").and_then(Value::as_str).map(str::to_owned);
         return if result.get("created").and_then(Value::as_bool) == Some(true) {
-            UpsertOutcome::Created
+            UpsertOutcome::Created(id)
         } else {
-            UpsertOutcome::Updated
+            UpsertOutcome::Updated(id)
         };
     }
     let first = result
@@ -651,11 +654,11 @@ mod tests {
     fn outcomes_tolerate_missing_fields() {
         assert_eq!(
             upsert_outcome(&json!({"id": "a", "success": true, "errors": [], "created": true})),
-            UpsertOutcome::Created
+            UpsertOutcome::Created(Some("a".into()))
         );
         assert_eq!(
-            upsert_outcome(&json!({"id": "a", "success": true, "errors": []})),
-            UpsertOutcome::Updated
+            upsert_outcome(&json!({"success": true, "errors": []})),
+            UpsertOutcome::Updated(None)
         );
         let failed = upsert_outcome(&json!({"id": null, "success": false,
             "errors": [{"statusCode": "UNABLE_TO_LOCK_ROW", "message": "locked", "fields": []}]}));

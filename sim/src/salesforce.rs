@@ -51,6 +51,8 @@ pub struct SalesforceConfig {
     pub token_ttl: Option<Duration>,
     /// A broken server: every query page says more follow, at the same `nextRecordsUrl`.
     pub endless_query: bool,
+    /// A broken server: collection results come back in reverse order.
+    pub reversed_results: bool,
 }
 
 impl Default for SalesforceConfig {
@@ -64,6 +66,7 @@ impl Default for SalesforceConfig {
             query_page_size: 2000,
             token_ttl: None,
             endless_query: false,
+            reversed_results: false,
         }
     }
 }
@@ -384,6 +387,12 @@ impl SalesforceSim {
     /// server that a client must not loop on).
     pub fn set_endless_query(&self, endless: bool) {
         self.shared.state().config.endless_query = endless;
+    }
+
+    /// Makes sObject Collections upserts answer their results in reverse order (a broken server:
+    /// the platform documents request order).
+    pub fn set_reversed_results(&self, reversed: bool) {
+        self.shared.state().config.reversed_results = reversed;
     }
 
     /// Delays every answer of `endpoint` by `delay` (zero removes the delay). The request is

@@ -186,6 +186,7 @@ impl Redrive<'_> {
                             disposition,
                             raw,
                             fields: mapped.fields,
+                            known_id: None,
                         }),
                         Err(e) => sorted.set(&code, |l| failed(l, &e.code, &e.message)),
                     }
@@ -222,16 +223,18 @@ impl Redrive<'_> {
             }
         };
         let mut writes = Vec::new();
-        for write in current {
+        for mut write in current {
             let Write::Code {
                 disposition,
                 fields,
+                known_id,
                 ..
-            } = &write
+            } = &mut write
             else {
                 continue;
             };
-            let superseded = rows.get(disposition.id.as_str()).is_some_and(|row| {
+            let row = rows.get(disposition.id.as_str());
+            let superseded = row.is_some_and(|row| {
                 row.fields == *fields
                     || row
                         .fields
@@ -241,6 +244,7 @@ impl Redrive<'_> {
             if superseded {
                 sorted.set(&disposition.id, |_| Fate::Superseded);
             } else {
+                *known_id = row.and_then(|r| r.id.clone());
                 writes.push(write);
             }
         }

@@ -21,7 +21,7 @@ pub mod report;
 pub mod writer;
 
 use crate::cxone::{CxoneError, DispositionSource};
-use crate::dlq::{DeadLetter, DeadLetterQueue};
+use crate::dlq::{DeadLetter, DeadLetterQueue, DlqError};
 use crate::domain::{DispositionId, SourceRecord, format_ts};
 use crate::mapping::RulesCache;
 use crate::record::Target;
@@ -377,9 +377,14 @@ impl Engine<'_> {
             return (Status::Failed, Some(Reason::StateConflict(reason)));
         }
         report.watermark_after = watermark.map(format_ts);
-        let dlq_failure = dlq_result
-            .err()
-            .map(|e| format!("{e}; the watermark was not advanced"));
+        let dlq_failure = dlq_result.err().map(|e| match e {
+            DlqError::Unavailable(m) => {
+                Reason::DlqUnavailable(format!("{m}; the watermark was not advanced"))
+            }
+            DlqError::Refused(m) => {
+                Reason::DlqRejected(format!("{m}; the watermark was not advanced"))
+            }
+        });
         conclude(
             report,
             dlq_failure,
@@ -453,12 +458,12 @@ fn fetch_failure(e: CxoneError) -> Reason {
 /// The cycle's status, from what stopped the writer (if anything) and what it dead-lettered.
 fn conclude(
     report: &CycleReport,
-    dlq_failure: Option<String>,
+    dlq_failure: Option<Reason>,
     outcome: Outcome,
     max_attempts: u32,
 ) -> Ending {
-    if let Some(e) = dlq_failure {
-        return (Status::Failed, Some(Reason::DlqUnavailable(e)));
+    if let Some(reason) = dlq_failure {
+        return (Status::Failed, Some(reason));
     }
     match outcome.stop {
         Some(reason @ Reason::ApiBudget(_)) => return (Status::Skipped, Some(reason)),

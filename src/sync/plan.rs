@@ -60,7 +60,7 @@ pub struct Plan {
 
 impl Plan {
     /// Adds the write of one mapped code, counting what the mapping had to do.
-    fn add(&mut self, latest: Latest, mapped: Mapped) {
+    fn add(&mut self, latest: Latest, mapped: Mapped, known_id: Option<String>) {
         if let Some(category) = mapped.unmapped_category {
             if self.unmapped_category_values.insert(category.clone()) {
                 tracing::warn!(%category, "CXone category is not an allowed Salesforce picklist value; written to RawCategory__c and flagged for review");
@@ -72,6 +72,7 @@ impl Plan {
             disposition: latest.disposition,
             raw: latest.raw,
             fields: mapped.fields,
+            known_id,
         });
     }
 
@@ -132,7 +133,7 @@ impl Planner<'_> {
                     if !latest.disposition.is_active {
                         deactivating.push(latest.disposition.id.clone());
                     }
-                    plan.add(latest, mapped);
+                    plan.add(latest, mapped, None);
                 }
                 Err(error) => plan.unmappable.push(Unmappable { latest, error }),
             }
@@ -180,6 +181,7 @@ impl Planner<'_> {
                     continue;
                 }
             };
+            let known_id = row.as_ref().and_then(|r| r.id.clone());
             match row {
                 Some(row) if row.fields == mapped.fields => {
                     plan.unchanged.insert(d.id.clone());
@@ -206,7 +208,7 @@ impl Planner<'_> {
                     }
                 }
             }
-            plan.add(latest, mapped);
+            plan.add(latest, mapped, known_id);
         }
         // What is left matches no CXone code: stale.
         flag_stale(rows, &mut plan, &mut reconcile);

@@ -186,6 +186,8 @@ pub enum Reason {
         max_percent: u32,
     },
     DlqUnavailable(String),
+    /// The queue is up but did not take some letters.
+    DlqRejected(String),
     /// The invocation's deadline came before the work was done.
     Deadline(String),
     /// A redrive could not write a record: Salesforce stopped accepting requests or the deadline
@@ -251,6 +253,7 @@ impl fmt::Display for Reason {
                  invoke {{\"action\": \"sync\", \"full\": true, \"allow_mass_change\": true}}"
             ),
             Self::DlqUnavailable(m) => write!(f, "dlq_unavailable: {m}"),
+            Self::DlqRejected(m) => write!(f, "dlq_rejected: {m}"),
             Self::Deadline(m) => write!(f, "deadline: {m}"),
             Self::NotWritten => f.write_str(
                 "not written: Salesforce stopped accepting requests or the deadline came; left for the next run",

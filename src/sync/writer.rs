@@ -29,6 +29,9 @@ pub enum Write {
         disposition: Disposition,
         raw: Value,
         fields: Fields,
+        /// The record's Salesforce id, when a query just read it: an update's result must name
+        /// the same record.
+        known_id: Option<String>,
     },
     /// The review flag of a Salesforce record that no CXone code matches.
     StaleFlag { external_id: DispositionId },
@@ -119,6 +122,7 @@ impl Round {
         result: Option<Result<Vec<UpsertOutcome>, SalesforceError>>,
         outcome: &mut Outcome,
     ) {
+        let result = result.map(|r| r.and_then(|results| in_order(writes, &batch, results)));
         match result {
             None => {}
             Some(Ok(results)) => {
@@ -152,11 +156,11 @@ impl Round {
         outcome: &mut Outcome,
     ) {
         match result {
-            UpsertOutcome::Created => {
+            UpsertOutcome::Created(_) => {
                 outcome.created += 1;
                 outcome.written.push(i);
             }
-            UpsertOutcome::Updated => {
+            UpsertOutcome::Updated(_) => {
                 outcome.updated += 1;
                 outcome.written.push(i);
             }
@@ -184,6 +188,33 @@ impl Round {
             }
         }
     }
+}
+
+/// Salesforce documents that collection results come back in request order. Checks what can be
+/// checked: an update's result must name the record a query just read under that external ID.
+/// A mismatch makes the whole call a bad answer (retried), never a success of the wrong record.
+fn in_order(
+    writes: &[Write],
+    batch: &[usize],
+    results: Vec<UpsertOutcome>,
+) -> Result<Vec<UpsertOutcome>, SalesforceError> {
+    for (n, (&i, result)) in batch.iter().zip(&results).enumerate() {
+        if let (
+            UpsertOutcome::Updated(Some(got)),
+            Write::Code {
+                known_id: Some(known),
+                ..
+            },
+        ) = (result, &writes[i])
+            && got != known
+        {
+            return Err(SalesforceError::BadResponse(format!(
+                "upsert result {n} names record {got}, but {} is record {known}: the results are not in request order",
+                writes[i].external_id()
+            )));
+        }
+    }
+    Ok(results)
 }
 
 pub struct Writer<'a> {

@@ -295,20 +295,28 @@ async fn a_missing_queue_is_a_dlq_error() {
     );
 }
 
-/// A letter above 256 KiB is refused and named, and the others are still delivered.
+/// A letter above 256 KiB (a 300 KB CXone record) is cut to fit and delivered with the others:
+/// its id, timestamp and error arrive whole, and the error says the record was cut.
 #[tokio::test]
-async fn an_oversized_letter_is_refused_and_the_others_delivered() {
+async fn an_oversized_letter_is_cut_to_fit_and_delivered() {
     let world = world().await;
     let letters = vec![letter(1, 10), letter(2, 300 * 1024), letter(3, 10)];
     let dlq = SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&world.sdk), &world.aws.dlq_url);
-    let error = dlq.send(&letters).await.unwrap_err().to_string();
-    assert!(
-        error.contains("1 of 3 dead letters were not sent"),
-        "{error}"
+    dlq.send(&letters).await.expect("every letter fits");
+    let bodies = queue_bodies(&world.sdk, &world.aws.dlq_url).await;
+    assert_eq!(bodies.len(), 3);
+    let cut: DeadLetter = bodies
+        .iter()
+        .map(|b| serde_json::from_str::<DeadLetter>(b).unwrap())
+        .find(|l| l.external_id == letters[1].external_id)
+        .expect("the big letter arrived");
+    assert_eq!(
+        (cut.last_modified, cut.error.code.as_str()),
+        (letters[1].last_modified, letters[1].error.code.as_str())
     );
     assert!(
-        error.contains("256 KiB") && error.contains("code-2"),
-        "{error}"
+        cut.error.message.contains("source keeps its first"),
+        "{}",
+        cut.error.message
     );
-    assert_eq!(queue_depth(&world.sdk, &world.aws.dlq_url).await, 2);
 }

@@ -368,3 +368,37 @@ async fn a_missing_aws_region_is_named() {
     assert!(!out.status.success());
     assert!(text.contains("AWS_REGION is not set"), "{text}");
 }
+
+/// Collection results out of request order are a failed call, never a success of the wrong
+/// record: an update whose result names another record than the one the query read is not
+/// counted as written, and the watermark does not pass it.
+#[tokio::test]
+async fn results_out_of_order_are_a_failed_call() {
+    let world = world().await;
+    let ids = world.cxone.seed(10);
+    sync(&world, false, &[]).await;
+    for id in &ids[2..6] {
+        world.cxone.rename(id, &format!("Renamed {id}"));
+    }
+    world.salesforce.set_reversed_results(true);
+    let run = sync(&world, true, &[]).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["updated"], 0, "{run}");
+    assert!(
+        run["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("salesforce_unavailable"),
+        "{run}"
+    );
+
+    world.salesforce.set_reversed_results(false);
+    let next = sync(&world, true, &[]).await;
+    assert_eq!(next["status"], "ok", "{next}");
+    for id in &ids[2..6] {
+        assert_eq!(
+            world.salesforce.record(id).unwrap().fields["Name"],
+            format!("Renamed {id}")
+        );
+    }
+}

@@ -106,18 +106,20 @@ pub(crate) fn upsert_collection(
     if rolled_back {
         state.store = snapshot;
     }
-    Ok(Value::Array(
-        outcomes
-            .iter()
-            .map(|outcome| match outcome {
-                Ok(_) if rolled_back => failed_result(&[RecordError::rolled_back()]),
-                Ok((id, created)) => {
-                    json!({"id": id, "success": true, "errors": [], "created": created})
-                }
-                Err(errors) => failed_result(errors),
-            })
-            .collect(),
-    ))
+    let mut results: Vec<Value> = outcomes
+        .iter()
+        .map(|outcome| match outcome {
+            Ok(_) if rolled_back => failed_result(&[RecordError::rolled_back()]),
+            Ok((id, created)) => {
+                json!({"id": id, "success": true, "errors": [], "created": created})
+            }
+            Err(errors) => failed_result(errors),
+        })
+        .collect();
+    if state.config.reversed_results {
+        results.reverse();
+    }
+    Ok(Value::Array(results))
 }
 
 /// `POST /composite/sobjects`: insert up to 200 records. A record whose external ID already
