@@ -46,14 +46,74 @@ pub struct AwsResources {
 /// The CXone API the codes come from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CxoneSettings {
+    /// `CXONE_API` (`admin`): which API, and where it is.
+    pub api: CxoneApi,
+    /// `CXONE_PAGE_SIZE` (100): `top` (admin) or `pageSize` (guide).
+    pub page_size: u32,
+    /// `CXONE_RETRY_AFTER_DEFAULT_SECONDS` (60): wait after a 429 that has no `Retry-After`.
+    pub default_retry_after: Duration,
+}
+
+/// The two CXone APIs the sync can read.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CxoneApi {
+    /// `CXONE_API=admin`: the real CXone Admin API, found through OIDC discovery.
+    Admin(AdminApi),
+    /// `CXONE_API=guide`: the API the implementation guide describes.
+    Guide(GuideApi),
+}
+
+/// Where the CXone Admin API is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdminApi {
+    /// `CXONE_ISSUER` (`https://cxone.niceincontact.com`): the OIDC issuer, whose
+    /// `/.well-known/openid-configuration` names the token endpoint and whose
+    /// `/.well-known/cxone-configuration` names the tenant's API host.
+    pub issuer: Url,
+    /// `CXONE_API_ENDPOINT` (discovered): the tenant's API host, when it is not to be discovered.
+    pub api_endpoint: Option<Url>,
+    /// `CXONE_API_VERSION` (`30.0`).
+    pub api_version: ApiVersion,
+}
+
+/// Where the guide's API is.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GuideApi {
     /// `CXONE_BASE_URL` (`https://platform.nice-incontact.com`).
     pub base_url: Url,
     /// `CXONE_TOKEN_URL` (`{CXONE_BASE_URL}/oauth/token`).
     pub token_url: Url,
-    /// `CXONE_PAGE_SIZE` (100).
-    pub page_size: u32,
-    /// `CXONE_RETRY_AFTER_DEFAULT_SECONDS` (60): wait after a 429 that has no `Retry-After`.
-    pub default_retry_after: Duration,
+}
+
+/// The version of the Admin API's `/inContactAPI/services/vNN.0/` paths: a whole major number,
+/// because CXone publishes its versions as `N.0`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ApiVersion(u32);
+
+impl ApiVersion {
+    /// Parses `N.0` (a leading `v` is tolerated).
+    pub fn parse(raw: &str) -> Result<Self, String> {
+        let digits = raw
+            .strip_prefix(['v', 'V'])
+            .unwrap_or(raw)
+            .strip_suffix(".0")
+            .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()));
+        match digits.and_then(|d| d.parse::<u32>().ok()) {
+            Some(major) if major > 0 => Ok(Self(major)),
+            _ => Err(format!("expected a version like 30.0, got {raw:?}")),
+        }
+    }
+
+    /// The path segment: `v30.0`.
+    pub fn segment(self) -> String {
+        format!("v{}.0", self.0)
+    }
+}
+
+impl std::fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.0", self.0)
+    }
 }
 
 /// The Salesforce org and object the codes go to, and how hard the sync may use its API.
@@ -239,14 +299,44 @@ impl AwsResources {
 
 impl CxoneSettings {
     fn read(env: &Env) -> Result<Self, ConfigError> {
-        let default_base = Url::parse("https://platform.nice-incontact.com").ok();
-        let base_url = env.url("CXONE_BASE_URL", default_base)?;
-        let token_url = env.url("CXONE_TOKEN_URL", Some(join(&base_url, "oauth/token")))?;
+        let api = match env.text("CXONE_API", "admin").to_ascii_lowercase().as_str() {
+            "admin" => {
+                let default_issuer = Url::parse("https://cxone.niceincontact.com").ok();
+                let api_version = env.text("CXONE_API_VERSION", "30.0");
+                CxoneApi::Admin(AdminApi {
+                    issuer: env.url("CXONE_ISSUER", default_issuer)?,
+                    api_endpoint: env
+                        .get("CXONE_API_ENDPOINT")
+                        .map(|v| parse_url("CXONE_API_ENDPOINT", &v))
+                        .transpose()?,
+                    api_version: ApiVersion::parse(&api_version).map_err(|reason| {
+                        ConfigError::Invalid {
+                            name: "CXONE_API_VERSION",
+                            reason,
+                        }
+                    })?,
+                })
+            }
+            "guide" => {
+                let default_base = Url::parse("https://platform.nice-incontact.com").ok();
+                let base_url = env.url("CXONE_BASE_URL", default_base)?;
+                let token_url = env.url("CXONE_TOKEN_URL", Some(join(&base_url, "oauth/token")))?;
+                CxoneApi::Guide(GuideApi {
+                    base_url,
+                    token_url,
+                })
+            }
+            other => {
+                return Err(ConfigError::Invalid {
+                    name: "CXONE_API",
+                    reason: format!("expected admin or guide, got {other:?}"),
+                });
+            }
+        };
         Ok(Self {
+            api,
             page_size: env.number("CXONE_PAGE_SIZE", 100, 1..=10_000)? as u32,
             default_retry_after: env.seconds("CXONE_RETRY_AFTER_DEFAULT_SECONDS", 60, 0..=900)?,
-            base_url,
-            token_url,
         })
     }
 }
@@ -410,8 +500,12 @@ mod tests {
         let c = Config::from_lookup(env(BASE)).unwrap();
         assert_eq!(c.sync.sync_id, "dispositions");
         assert_eq!(
-            c.cxone.token_url.as_str(),
-            "https://platform.nice-incontact.com/oauth/token"
+            c.cxone.api,
+            CxoneApi::Admin(AdminApi {
+                issuer: Url::parse("https://cxone.niceincontact.com").unwrap(),
+                api_endpoint: None,
+                api_version: ApiVersion(30),
+            })
         );
         assert_eq!(c.salesforce.api_version, "58.0");
         assert_eq!(
@@ -455,6 +549,58 @@ mod tests {
         );
     }
 
+    /// The guide's API keeps its two URLs and their defaults.
+    #[test]
+    fn the_guide_source_keeps_its_urls() {
+        let mut guide = BASE.to_vec();
+        guide.push(("CXONE_API", "guide"));
+        let c = Config::from_lookup(env(&guide)).unwrap();
+        assert_eq!(
+            c.cxone.api,
+            CxoneApi::Guide(GuideApi {
+                base_url: Url::parse("https://platform.nice-incontact.com").unwrap(),
+                token_url: Url::parse("https://platform.nice-incontact.com/oauth/token").unwrap(),
+            })
+        );
+    }
+
+    /// The admin source's settings are read and checked: issuer, endpoint override, version.
+    #[test]
+    fn the_admin_source_settings_are_validated() {
+        let mut admin = BASE.to_vec();
+        admin.extend([
+            ("CXONE_API", "admin"),
+            ("CXONE_ISSUER", "http://127.0.0.1:9100"),
+            ("CXONE_API_ENDPOINT", "https://api-na1.niceincontact.com"),
+            ("CXONE_API_VERSION", "25.0"),
+            ("CXONE_PAGE_SIZE", "50"),
+        ]);
+        let c = Config::from_lookup(env(&admin)).unwrap();
+        assert_eq!(
+            c.cxone.api,
+            CxoneApi::Admin(AdminApi {
+                issuer: Url::parse("http://127.0.0.1:9100").unwrap(),
+                api_endpoint: Some(Url::parse("https://api-na1.niceincontact.com").unwrap()),
+                api_version: ApiVersion(25),
+            })
+        );
+        assert_eq!(c.cxone.page_size, 50);
+        for (name, value) in [
+            ("CXONE_API", "real"),
+            ("CXONE_API_VERSION", "30.1"),
+            ("CXONE_API_VERSION", "30"),
+            ("CXONE_API_VERSION", "0.0"),
+            ("CXONE_ISSUER", "http://cxone.example.com"),
+            ("CXONE_API_ENDPOINT", "http://api.example.com"),
+        ] {
+            let mut bad = BASE.to_vec();
+            bad.push((name, value));
+            let err = Config::from_lookup(env(&bad)).unwrap_err().to_string();
+            assert!(err.contains(name), "{name}={value}: {err}");
+        }
+        assert_eq!(ApiVersion::parse("v33.0").unwrap().segment(), "v33.0");
+    }
+
     #[test]
     fn every_number_has_an_upper_bound_named_in_the_error() {
         for (name, huge) in [
@@ -486,6 +632,7 @@ mod tests {
     #[test]
     fn http_is_refused_except_on_loopback() {
         let mut bad = BASE.to_vec();
+        bad.push(("CXONE_API", "guide"));
         bad.push(("CXONE_BASE_URL", "http://cxone.example.com"));
         assert!(
             Config::from_lookup(env(&bad))
@@ -499,6 +646,7 @@ mod tests {
             "http://[::1]:9",
         ] {
             let mut good = BASE.to_vec();
+            good.push(("CXONE_API", "guide"));
             good.push(("CXONE_BASE_URL", ok));
             assert!(Config::from_lookup(env(&good)).is_ok(), "{ok}");
         }

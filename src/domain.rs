@@ -67,9 +67,13 @@ pub enum SourceRecord {
         disposition: Disposition,
         raw: serde_json::Value,
     },
+    /// The source says what it could read of the record (its own field names are its business,
+    /// not the engine's), so that the dead letter names the code and its version when it can.
     Malformed {
         raw: serde_json::Value,
         reason: String,
+        external_id: Option<String>,
+        last_modified: Option<DateTime<Utc>>,
     },
 }
 

@@ -1,14 +1,14 @@
 //! The Lambda handler: builds the clients once per cold start and runs what each event asks.
 
 use crate::config::Config;
-use crate::cxone::CxoneClient;
+use crate::cxone::{self, CredentialsMismatch, DispositionSource};
 use crate::dlq::SqsDeadLetterQueue;
 use crate::event::{self, Invocation};
 use crate::mapping::RulesCache;
 use crate::purge::Purge;
 use crate::redrive::{self, Redrive};
 use crate::salesforce::SalesforceClient;
-use crate::secrets::{SecretError, SecretSource, SecretsManagerSource};
+use crate::secrets::{CxoneSecretShape, SecretError, SecretSource, SecretsManagerSource};
 use crate::sync::report::{CycleReport, Reason, Status};
 use crate::sync::{CycleRequest, Engine, Settings};
 use crate::watermark::DynamoDbStateStore;
@@ -32,13 +32,15 @@ pub enum HandlerError {
         "AWS_REGION is not set, and no region is configured for the AWS SDK: set AWS_REGION (for example AWS_REGION=us-east-1)"
     )]
     NoRegion,
+    #[error(transparent)]
+    CxoneCredentials(#[from] CredentialsMismatch),
 }
 
 impl From<HandlerError> for lambda_runtime::Diagnostic {
     fn from(e: HandlerError) -> Self {
         let error_type = match e {
             HandlerError::Event(_) => "InvalidEvent",
-            HandlerError::Secret(_) => "CredentialsUnavailable",
+            HandlerError::Secret(_) | HandlerError::CxoneCredentials(_) => "CredentialsUnavailable",
             HandlerError::Http(_) => "HttpClient",
             HandlerError::NoRegion => "ConfigurationError",
         };
@@ -49,9 +51,10 @@ impl From<HandlerError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// The two platform clients, built from the credentials secret.
+/// The two platform clients, built from the credentials secret. CXone is whichever source
+/// `CXONE_API` names.
 struct Platforms {
-    cxone: CxoneClient,
+    cxone: Box<dyn DispositionSource>,
     salesforce: SalesforceClient,
 }
 
@@ -105,6 +108,7 @@ impl App {
             secrets: Box::new(SecretsManagerSource::new(
                 aws_sdk_secretsmanager::Client::new(&sdk),
                 &config.aws.secret_id,
+                CxoneSecretShape::from(&config.cxone.api),
             )),
             state: DynamoDbStateStore::new(
                 aws_sdk_dynamodb::Client::new(&sdk),
@@ -219,7 +223,7 @@ impl App {
 
     fn engine<'a>(&'a self, platforms: &'a Platforms) -> Engine<'a> {
         Engine {
-            source: &platforms.cxone,
+            source: platforms.cxone.as_ref(),
             sink: &platforms.salesforce,
             state: &self.state,
             dlq: &self.dlq,
@@ -230,7 +234,7 @@ impl App {
 
     fn redrive<'a>(&'a self, platforms: &'a Platforms) -> Redrive<'a> {
         Redrive {
-            source: &platforms.cxone,
+            source: platforms.cxone.as_ref(),
             sink: &platforms.salesforce,
             state: &self.state,
             rules: &self.rules,
@@ -259,12 +263,12 @@ impl App {
         }
         let credentials = self.secrets.load().await?;
         let platforms = Arc::new(Platforms {
-            cxone: CxoneClient::new(
+            cxone: cxone::source(
                 &self.config.cxone,
                 &self.config.http,
                 self.http.clone(),
                 credentials.cxone,
-            ),
+            )?,
             salesforce: SalesforceClient::new(
                 &self.config.salesforce,
                 &self.config.http,

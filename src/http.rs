@@ -58,15 +58,19 @@ pub(crate) async fn token_request(
     platform: &'static str,
     form: &[(&str, &str)],
 ) -> Result<Value, AuthError> {
-    let response = http
-        .post(url.clone())
-        .form(form)
-        .send()
-        .await
-        .map_err(|e| AuthError::Unavailable {
-            platform,
-            reason: describe_transport_error(&e),
-        })?;
+    token_response(http.post(url.clone()).form(form), platform).await
+}
+
+/// Sends a prepared token request (body and client authentication set) and reads its answer by
+/// the rules of [`token_request`].
+pub(crate) async fn token_response(
+    request: reqwest::RequestBuilder,
+    platform: &'static str,
+) -> Result<Value, AuthError> {
+    let response = request.send().await.map_err(|e| AuthError::Unavailable {
+        platform,
+        reason: describe_transport_error(&e),
+    })?;
     let status = response.status();
     let body: Value = response.json().await.unwrap_or(Value::Null);
     if status.is_success() {

@@ -300,6 +300,7 @@ impl LocalWorld {
             ("DLQ_URL", self.aws.dlq_url.clone()),
             ("PARKING_URL", self.aws.parking_url.clone()),
             ("SYNC_ID", "dispositions".to_owned()),
+            ("CXONE_API", "guide".to_owned()),
             ("CXONE_BASE_URL", self.cxone.url()),
             ("SF_LOGIN_URL", self.salesforce.url()),
             ("RETRY_BASE_DELAY_MS", "10".to_owned()),

@@ -10,28 +10,21 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 impl Engine<'_> {
+    /// A record the source could not validate: its id and version are whatever the source
+    /// could read of it.
     pub(super) fn letter_malformed(
         &self,
         cycle_id: &str,
         raw: Value,
         reason: String,
+        external_id: Option<String>,
+        last_modified: Option<DateTime<Utc>>,
     ) -> DeadLetter {
         let error = RecordError {
             code: "UNMAPPABLE_RECORD".into(),
             message: reason,
             fields: vec![],
         };
-        // The guide's field names: what could be read of a record that failed validation.
-        let external_id = match raw.get("id") {
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            Some(Value::Number(n)) => Some(n.to_string()),
-            _ => None,
-        };
-        let last_modified = raw
-            .get("last_modified_date")
-            .and_then(Value::as_str)
-            .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
-            .map(|t| t.with_timezone(&Utc));
         tracing::warn!(external_id = ?external_id, code = %error.code, reason = %error.message, "CXone record cannot be mapped; dead-lettering it");
         DeadLetter {
             external_id,

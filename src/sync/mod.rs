@@ -408,9 +408,18 @@ impl Engine<'_> {
                         latest.insert(disposition.id.clone(), Latest { disposition, raw });
                     }
                 }
-                SourceRecord::Malformed { raw, reason } => {
-                    letters.push(self.letter_malformed(cycle_id, raw, reason))
-                }
+                SourceRecord::Malformed {
+                    raw,
+                    reason,
+                    external_id,
+                    last_modified,
+                } => letters.push(self.letter_malformed(
+                    cycle_id,
+                    raw,
+                    reason,
+                    external_id,
+                    last_modified,
+                )),
             }
         }
         let mut codes: Vec<Latest> = latest.into_values().collect();

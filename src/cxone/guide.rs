@@ -1,202 +1,72 @@
-//! The CXone side: where disposition codes come from.
-//!
-//! [`DispositionSource`] is what the sync engine needs. [`CxoneClient`] implements it for the API
-//! described by the implementation guide (`GET /api/v2/dispositions`, page-number paging,
-//! snake_case records, client-credentials OAuth). The real CXone Admin API differs in auth,
-//! paging and field names; it will be a second implementation of the same trait.
+//! The API the implementation guide describes: `GET /api/v2/dispositions`, page-number paging,
+//! snake_case records with string ids, client-credentials OAuth. No NICE source documents it; it
+//! stays as a selectable second source (`CXONE_API=guide`), behaving exactly as it always has.
 
-use crate::config::{CxoneSettings, HttpSettings};
-use crate::deadline::DeadlineExceeded;
+use super::gateway::{Gateway, Reply};
+use super::{CxoneError, DispositionSource};
+use crate::config::{CxoneSettings, GuideApi, HttpSettings};
 use crate::domain::{Disposition, DispositionId, SourceRecord, format_ts};
-use crate::http::{
-    describe_transport_error, join, json_type, oauth_error, snippet, token_field, token_request,
-};
-use crate::retry::{self, Class, Policy, Throttle, Verdict};
+use crate::http::{join, json_type, token_field, token_request};
 use crate::secrets::ClientCredentials;
 use crate::token::{AuthError, IssuedToken, TokenCache, TokenFetcher};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use reqwest::{Response, StatusCode, Url};
+use reqwest::Url;
 use secrecy::ExposeSecret;
 use serde_json::Value;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum CxoneError {
-    #[error("CXone authentication failed: {0}")]
-    Auth(AuthError),
-    #[error(transparent)]
-    Deadline(#[from] DeadlineExceeded),
-    #[error("CXone kept throttling (HTTP 429) after {waits} waits")]
-    Throttled { waits: u32 },
-    #[error("CXone unavailable after {attempts} attempts: {reason}")]
-    Unavailable { attempts: u32, reason: String },
-    #[error("CXone refused the request: HTTP {status}: {body}")]
-    Rejected { status: u16, body: String },
-    #[error("CXone sent an unreadable response: {0}")]
-    BadResponse(String),
-}
-
-impl From<AuthError> for CxoneError {
-    fn from(e: AuthError) -> Self {
-        match e {
-            AuthError::Deadline(d) => Self::Deadline(d),
-            e => Self::Auth(e),
-        }
-    }
-}
-
-/// Where the engine reads disposition codes from.
-#[async_trait]
-pub trait DispositionSource: Send + Sync {
-    /// Every code modified at or after `since` (every code when `None`), in any order; a code may
-    /// appear more than once.
-    async fn changed_since(
-        &self,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<SourceRecord>, CxoneError>;
-    /// The current version of one code, `None` when CXone does not know it.
-    async fn get(&self, id: &DispositionId) -> Result<Option<SourceRecord>, CxoneError>;
-    /// HTTP requests sent so far (token requests included).
-    fn requests(&self) -> u64;
-    /// Time spent waiting because CXone throttled us, in milliseconds.
-    fn throttled_ms(&self) -> u64;
-}
-
-/// Tries per request while CXone fails transiently (connection errors, timeouts, 5xx).
-const ATTEMPTS: u32 = 4;
-/// The longest wait between two tries of a request.
-const MAX_BACKOFF: Duration = Duration::from_secs(20);
-/// How many 429s in a row one request may wait out.
-const THROTTLE_WAITS: u32 = 5;
-
 /// Client for the guide's CXone API.
-pub struct CxoneClient {
-    http: reqwest::Client,
+pub struct GuideClient {
+    gateway: Gateway,
     base: Url,
     page_size: u32,
-    tokens: TokenCache,
-    /// First backoff step when a request fails transiently.
-    retry_base: Duration,
-    throttle: Throttle,
-    requests: std::sync::Arc<AtomicU64>,
 }
 
-impl CxoneClient {
+impl GuideClient {
     pub fn new(
+        api: &GuideApi,
         config: &CxoneSettings,
         http_config: &HttpSettings,
         http: reqwest::Client,
         credentials: ClientCredentials,
     ) -> Self {
-        let requests = std::sync::Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(AtomicU64::new(0));
         let fetcher = CxoneTokenFetcher {
             http: http.clone(),
-            url: config.token_url.clone(),
+            url: api.token_url.clone(),
             credentials,
             requests: requests.clone(),
         };
         let retry_base = http_config.retry_base_delay;
+        let tokens = TokenCache::new(Box::new(fetcher), retry_base);
         Self {
-            http,
-            base: config.base_url.clone(),
+            gateway: Gateway::new(
+                http,
+                tokens,
+                requests,
+                retry_base,
+                config.default_retry_after,
+            ),
+            base: api.base_url.clone(),
             page_size: config.page_size,
-            tokens: TokenCache::new(Box::new(fetcher), retry_base),
-            retry_base,
-            throttle: Throttle::new(THROTTLE_WAITS, config.default_retry_after),
-            requests,
         }
     }
 
-    /// GETs `url` with the retry rules; `Ok(None)` on 404.
+    /// GETs `url` with the retry rules; `Ok(None)` on 404, no records on 204.
     async fn get_json(&self, url: Url) -> Result<Option<Value>, CxoneError> {
-        let policy = Policy {
-            service: "CXone",
-            attempts: ATTEMPTS,
-            backoff_base: self.retry_base,
-            backoff_cap: MAX_BACKOFF,
-            throttle: Some(&self.throttle),
-        };
-        retry::run(&policy, &self.tokens, |token| {
-            let url = url.clone();
-            async move {
-                self.requests.fetch_add(1, Ordering::Relaxed);
-                let sent = self
-                    .http
-                    .get(url)
-                    .bearer_auth(token.bearer())
-                    .header("accept", "application/json")
-                    .send()
-                    .await;
-                classify(sent).await
-            }
+        Ok(match self.gateway.get(&url).await? {
+            Reply::Json(json) => Some(json),
+            Reply::NoContent => Some(Value::Array(vec![])),
+            Reply::NotFound => None,
         })
-        .await
-    }
-}
-
-/// What CXone's answer to one GET means: the JSON body (`None` for 404, no records for 204), or
-/// a failure for the retry loop to act on.
-async fn classify(sent: reqwest::Result<Response>) -> Verdict<Option<Value>, CxoneError> {
-    let response = match sent {
-        Ok(response) => response,
-        Err(e) => return transient(describe_transport_error(&e)),
-    };
-    let status = response.status();
-    match status {
-        StatusCode::UNAUTHORIZED => {
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            return Verdict::Unauthorized(CxoneError::Auth(AuthError::Rejected {
-                platform: "CXone",
-                status: 401,
-                error: oauth_error(&body),
-            }));
-        }
-        StatusCode::TOO_MANY_REQUESTS => {
-            return Verdict::Throttled {
-                retry_after: retry_after(&response),
-                exhausted: CxoneError::Throttled {
-                    waits: THROTTLE_WAITS,
-                },
-            };
-        }
-        StatusCode::NOT_FOUND => return Verdict::Done(None),
-        StatusCode::NO_CONTENT => return Verdict::Done(Some(Value::Array(vec![]))),
-        _ => {}
-    }
-    let body = match response.text().await {
-        Ok(body) => body,
-        Err(e) => return Verdict::Failed(CxoneError::BadResponse(e.to_string())),
-    };
-    if status.is_success() {
-        return match serde_json::from_str(&body) {
-            Ok(json) => Verdict::Done(Some(json)),
-            Err(e) => Verdict::Failed(CxoneError::BadResponse(format!("body is not JSON ({e})"))),
-        };
-    }
-    if retry::http_status(status.as_u16()) == Class::Transient {
-        return transient(format!("HTTP {status}"));
-    }
-    Verdict::Failed(CxoneError::Rejected {
-        status: status.as_u16(),
-        body: snippet(&body),
-    })
-}
-
-/// A failure worth another try; once no try is left, CXone counts as unavailable.
-fn transient<T>(reason: String) -> Verdict<T, CxoneError> {
-    Verdict::Transient {
-        exhausted: CxoneError::Unavailable {
-            attempts: ATTEMPTS,
-            reason: reason.clone(),
-        },
-        reason,
     }
 }
 
 #[async_trait]
-impl DispositionSource for CxoneClient {
+impl DispositionSource for GuideClient {
     async fn changed_since(
         &self,
         since: Option<DateTime<Utc>>,
@@ -235,17 +105,17 @@ impl DispositionSource for CxoneClient {
     async fn get(&self, id: &DispositionId) -> Result<Option<SourceRecord>, CxoneError> {
         let mut url = join(&self.base, "api/v2/dispositions");
         url.path_segments_mut()
-            .expect("base URL can have path segments")
+            .map_err(|()| CxoneError::BadResponse(format!("{} cannot take a path", self.base)))?
             .push(id.as_str());
         Ok(self.get_json(url).await?.map(parse_record))
     }
 
     fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.gateway.requests()
     }
 
     fn throttled_ms(&self) -> u64 {
-        self.throttle.waited_ms()
+        self.gateway.throttled_ms()
     }
 }
 
@@ -267,11 +137,28 @@ fn page_items(body: Value) -> Result<Vec<Value>, CxoneError> {
 }
 
 /// Validates one record of the guide's shape. Anything unexpected makes it `Malformed`, with
-/// the raw JSON kept for the dead-letter queue.
+/// the raw JSON kept for the dead-letter queue and the id and version when they can be read.
 pub fn parse_record(raw: Value) -> SourceRecord {
     match validate(&raw) {
         Ok(disposition) => SourceRecord::Valid { disposition, raw },
-        Err(reason) => SourceRecord::Malformed { raw, reason },
+        Err(reason) => {
+            let external_id = match raw.get("id") {
+                Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            };
+            let last_modified = raw
+                .get("last_modified_date")
+                .and_then(Value::as_str)
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc));
+            SourceRecord::Malformed {
+                raw,
+                reason,
+                external_id,
+                last_modified,
+            }
+        }
     }
 }
 
@@ -305,12 +192,10 @@ fn validate(raw: &Value) -> Result<Disposition, String> {
             ));
         }
     };
-    let last_modified = match text("last_modified_date", true)? {
-        Some(s) => DateTime::parse_from_rfc3339(&s)
-            .map_err(|e| format!("last_modified_date {s:?} is not an RFC 3339 timestamp ({e})"))?
-            .with_timezone(&Utc),
-        None => unreachable!("required"),
-    };
+    let stamp = text("last_modified_date", true)?.unwrap_or_default();
+    let last_modified = DateTime::parse_from_rfc3339(&stamp)
+        .map_err(|e| format!("last_modified_date {stamp:?} is not an RFC 3339 timestamp ({e})"))?
+        .with_timezone(&Utc);
     Ok(Disposition {
         id,
         name,
@@ -359,12 +244,6 @@ impl TokenFetcher for CxoneTokenFetcher {
     }
 }
 
-/// Seconds from a `Retry-After` header (the HTTP-date form is rare for APIs and treated as absent).
-fn retry_after(response: &Response) -> Option<Duration> {
-    let value = response.headers().get("retry-after")?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -411,6 +290,38 @@ mod tests {
             parse_record(json!([1])),
             SourceRecord::Malformed { .. }
         ));
+    }
+
+    /// A malformed record still names its id and version when those fields can be read.
+    #[test]
+    fn malformed_records_keep_what_could_be_read() {
+        let mut raw = good();
+        raw["is_active"] = json!("yes");
+        let SourceRecord::Malformed {
+            external_id,
+            last_modified,
+            ..
+        } = parse_record(raw)
+        else {
+            panic!()
+        };
+        assert_eq!(external_id.as_deref(), Some("a1"));
+        assert_eq!(
+            last_modified.map(format_ts).as_deref(),
+            Some("2024-03-15T14:32:00.000Z")
+        );
+        let mut raw = good();
+        raw["id"] = json!(null);
+        raw["last_modified_date"] = json!("yesterday");
+        let SourceRecord::Malformed {
+            external_id,
+            last_modified,
+            ..
+        } = parse_record(raw)
+        else {
+            panic!()
+        };
+        assert_eq!((external_id, last_modified), (None, None));
     }
 
     #[test]

@@ -1,0 +1,296 @@
+//! The real CXone Admin API as a [`DispositionSource`].
+//!
+//! - **Discovery** ([`discovery`]): the issuer's OpenID configuration names the token endpoint;
+//!   the access token's `tenantId` claim and the issuer's `cxone-configuration` name the tenant's
+//!   API host (or `CXONE_API_ENDPOINT` does). Both are found once per client.
+//! - **Token** ([`token`]): password grant with the API user's access key, HTTP Basic client
+//!   authentication, `expires_in` for the refresh at 80 % of the lifetime.
+//! - **List** ([`listing`]): `GET …/dispositions?skip&top&updatedSince&orderBy=lastUpdated`,
+//!   paged until the server's own signals say the end is reached.
+//! - **Records** ([`records`]): camelCase, integer ids, classification ids named through
+//!   `GET …/dispositions/classifications` (read once per cycle, and again when an unknown id
+//!   appears); a list item without `isActive` is completed from `GET …/dispositions/{id}`.
+
+mod discovery;
+mod listing;
+mod records;
+mod token;
+
+use super::gateway::{Gateway, Reply};
+use super::{CxoneError, DispositionSource};
+use crate::config::{AdminApi, CxoneSettings, HttpSettings};
+use crate::domain::{DispositionId, SourceRecord, format_ts};
+use crate::http::join;
+use crate::secrets::AccessKeyCredentials;
+use crate::token::TokenCache;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use discovery::Discovery;
+use futures::{StreamExt, TryStreamExt};
+use listing::{ListPage, Paging, Step};
+use records::Item;
+use reqwest::Url;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use tokio::sync::{Mutex, OnceCell};
+
+/// Most pages one listing reads: at the default `top` of 100, a million rows.
+const MAX_PAGES: u32 = 10_000;
+/// Listings per cycle: the first, and one more when a code moved while it was read (which may
+/// have let another code slip past a page boundary).
+const MAX_PASSES: u32 = 2;
+/// By-id requests in flight when list items lack `isActive`.
+const BY_ID_IN_FLIGHT: usize = 4;
+
+/// Client for the CXone Admin API.
+pub struct AdminClient {
+    gateway: Gateway,
+    discovery: Discovery,
+    page_size: u32,
+    max_pages: u32,
+    /// The last classifications table read: id → name.
+    classifications: Mutex<Option<Arc<HashMap<u64, String>>>>,
+}
+
+impl AdminClient {
+    pub fn new(
+        api: &AdminApi,
+        settings: &CxoneSettings,
+        http_settings: &HttpSettings,
+        http: reqwest::Client,
+        credentials: AccessKeyCredentials,
+    ) -> Self {
+        let requests = Arc::new(AtomicU64::new(0));
+        let token_endpoint = Arc::new(OnceCell::new());
+        let fetcher = token::PasswordGrantFetcher {
+            http: http.clone(),
+            endpoint: token_endpoint.clone(),
+            credentials,
+            requests: requests.clone(),
+        };
+        let retry_base = http_settings.retry_base_delay;
+        let tokens = TokenCache::new(Box::new(fetcher), retry_base);
+        Self {
+            gateway: Gateway::new(
+                http,
+                tokens,
+                requests,
+                retry_base,
+                settings.default_retry_after,
+            ),
+            discovery: Discovery::new(
+                api.issuer.clone(),
+                api.api_endpoint.clone(),
+                api.api_version,
+                token_endpoint,
+            ),
+            page_size: settings.page_size,
+            max_pages: MAX_PAGES,
+            classifications: Mutex::new(None),
+        }
+    }
+
+    /// Every list row modified at or after `since`, reading the listing again (once) when a
+    /// code moved while it was read.
+    async fn list(
+        &self,
+        base: &Url,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Value>, CxoneError> {
+        let mut rows = Vec::new();
+        for pass in 1..=MAX_PASSES {
+            let (read, moved) = self.list_once(base, since).await?;
+            rows.extend(read);
+            if !moved {
+                break;
+            }
+            if pass < MAX_PASSES {
+                tracing::info!("a code changed while the listing was read; reading it once more");
+            }
+        }
+        Ok(rows)
+    }
+
+    async fn list_once(
+        &self,
+        base: &Url,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<(Vec<Value>, bool), CxoneError> {
+        let mut paging = Paging::new(self.page_size, self.max_pages);
+        let mut rows = Vec::new();
+        let mut skip = 0;
+        loop {
+            let mut url = join(base, "dispositions");
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair("skip", &skip.to_string());
+                q.append_pair("top", &self.page_size.to_string());
+                if let Some(since) = since {
+                    q.append_pair("updatedSince", &format_ts(since));
+                }
+                q.append_pair("orderBy", "lastUpdated");
+            }
+            let page = match self.gateway.get(&url).await? {
+                Reply::Json(body) => {
+                    Some(serde_json::from_value::<ListPage>(body).map_err(|e| {
+                        CxoneError::BadResponse(format!("dispositions page at skip={skip}: {e}"))
+                    })?)
+                }
+                // Nothing at this `skip`; a 404 on a list is read the same way.
+                Reply::NoContent | Reply::NotFound => None,
+            };
+            let step = paging
+                .after(page.as_ref())
+                .map_err(CxoneError::BadResponse)?;
+            rows.extend(page.and_then(|p| p.dispositions).unwrap_or_default());
+            match step {
+                Step::Next { skip: next } => skip = next,
+                Step::Done => return Ok((rows, paging.moved)),
+            }
+        }
+    }
+
+    /// `GET …/dispositions/{id}`: the object (bare or wrapped), `None` on 404 or for an id that
+    /// cannot be an Admin API id (they are integers).
+    async fn fetch_by_id(
+        &self,
+        base: &Url,
+        id: &DispositionId,
+    ) -> Result<Option<Value>, CxoneError> {
+        if !id.as_str().bytes().all(|b| b.is_ascii_digit()) {
+            return Ok(None);
+        }
+        let url = join(base, &format!("dispositions/{}", id.as_str()));
+        Ok(match self.gateway.get(&url).await? {
+            Reply::Json(body) => records::unwrap_by_id(body),
+            Reply::NotFound | Reply::NoContent => None,
+        })
+    }
+
+    /// The classifications table: read afresh when `fresh`, otherwise the last one read (read
+    /// now if there is none).
+    async fn classifications(
+        &self,
+        base: &Url,
+        fresh: bool,
+    ) -> Result<Arc<HashMap<u64, String>>, CxoneError> {
+        let mut cached = self.classifications.lock().await;
+        if let Some(table) = cached.as_ref()
+            && !fresh
+        {
+            return Ok(table.clone());
+        }
+        let url = join(base, "dispositions/classifications");
+        let table = match self.gateway.get(&url).await? {
+            Reply::Json(body) => records::classification_names(&body)
+                .map_err(|e| CxoneError::BadResponse(format!("{url}: {e}")))?,
+            Reply::NoContent | Reply::NotFound => HashMap::new(),
+        };
+        let table = Arc::new(table);
+        *cached = Some(table.clone());
+        Ok(table)
+    }
+
+    /// Finishes records read from the API: completes those without `isActive` from the by-id
+    /// endpoint and names classifications (the table read afresh when `fresh_table`, and once
+    /// more if it does not know an id).
+    async fn finish(
+        &self,
+        base: &Url,
+        items: Vec<Item>,
+        fresh_table: bool,
+    ) -> Result<Vec<SourceRecord>, CxoneError> {
+        let items: Vec<Item> = futures::stream::iter(items)
+            .map(|item| async move {
+                match item {
+                    Item::WithoutActive { id, raw } => self.complete_by_id(base, id, raw).await,
+                    done => Ok(done),
+                }
+            })
+            .buffered(BY_ID_IN_FLIGHT)
+            .try_collect()
+            .await?;
+        let wanted: Vec<u64> = items
+            .iter()
+            .filter_map(|item| match item {
+                Item::Complete(c) => c.classification_id(),
+                _ => None,
+            })
+            .collect();
+        let mut table = Arc::new(HashMap::new());
+        if !wanted.is_empty() {
+            table = self.classifications(base, fresh_table).await?;
+            if wanted.iter().any(|id| !table.contains_key(id)) {
+                tracing::info!("a classification id is not in the table; reading the table again");
+                table = self.classifications(base, true).await?;
+            }
+        }
+        Ok(items
+            .into_iter()
+            .map(|item| match item {
+                Item::Complete(c) => c.finish(&table),
+                Item::Malformed(record) => record,
+                Item::WithoutActive { raw, .. } => unknown_active(raw),
+            })
+            .collect())
+    }
+
+    /// A list item without `isActive`, completed from the code's by-id record (never guessed).
+    async fn complete_by_id(
+        &self,
+        base: &Url,
+        id: DispositionId,
+        listed: Value,
+    ) -> Result<Item, CxoneError> {
+        Ok(match self.fetch_by_id(base, &id).await? {
+            None => Item::Malformed(records::malformed(
+                listed,
+                "isActive is missing from the list, and the code is not found by id".into(),
+            )),
+            Some(raw) => match records::read(raw) {
+                done @ (Item::Complete(_) | Item::Malformed(_)) => done,
+                Item::WithoutActive { raw, .. } => Item::Malformed(unknown_active(raw)),
+            },
+        })
+    }
+}
+
+/// A record whose `isActive` neither the list nor the by-id endpoint gives.
+fn unknown_active(raw: Value) -> SourceRecord {
+    records::malformed(raw, "isActive is missing from the list and by id".into())
+}
+
+#[async_trait]
+impl DispositionSource for AdminClient {
+    async fn changed_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<SourceRecord>, CxoneError> {
+        let base = self.discovery.api_base(&self.gateway).await?;
+        let rows = self.list(&base, since).await?;
+        let items = rows.into_iter().map(records::read).collect();
+        self.finish(&base, items, true).await
+    }
+
+    async fn get(&self, id: &DispositionId) -> Result<Option<SourceRecord>, CxoneError> {
+        let base = self.discovery.api_base(&self.gateway).await?;
+        let Some(raw) = self.fetch_by_id(&base, id).await? else {
+            return Ok(None);
+        };
+        let item = match records::read(raw) {
+            Item::WithoutActive { raw, .. } => Item::Malformed(unknown_active(raw)),
+            other => other,
+        };
+        Ok(self.finish(&base, vec![item], false).await?.pop())
+    }
+
+    fn requests(&self) -> u64 {
+        self.gateway.requests()
+    }
+
+    fn throttled_ms(&self) -> u64 {
+        self.gateway.throttled_ms()
+    }
+}

@@ -1,0 +1,103 @@
+//! The CXone side: where disposition codes come from.
+//!
+//! [`DispositionSource`] is what the sync engine needs: typed dispositions, and for a record
+//! that is not one, whatever id and version the source could read of it. The engine knows no
+//! source's field names. Two sources implement it:
+//! - [`admin::AdminClient`]: the real CXone Admin API (OIDC discovery, password grant with an
+//!   API user's access key, `skip`/`top` paging, camelCase records with integer ids). The default.
+//! - [`guide::GuideClient`]: the API the implementation guide describes (`/api/v2/dispositions`,
+//!   page-number paging, snake_case records, client-credentials OAuth).
+//!
+//! Both send every request through one [`gateway::Gateway`], which counts requests and applies
+//! the one retry loop (401, 429, 5xx, timeouts) to each of them.
+
+pub mod admin;
+mod gateway;
+pub mod guide;
+
+use crate::config::{CxoneApi, CxoneSettings, HttpSettings};
+use crate::deadline::DeadlineExceeded;
+use crate::domain::{DispositionId, SourceRecord};
+use crate::secrets::CxoneCredentials;
+use crate::token::AuthError;
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+pub use admin::AdminClient;
+pub use guide::GuideClient;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum CxoneError {
+    #[error("CXone authentication failed: {0}")]
+    Auth(AuthError),
+    #[error(transparent)]
+    Deadline(#[from] DeadlineExceeded),
+    #[error("CXone kept throttling (HTTP 429) after {waits} waits")]
+    Throttled { waits: u32 },
+    #[error("CXone unavailable after {attempts} attempts: {reason}")]
+    Unavailable { attempts: u32, reason: String },
+    #[error("CXone refused the request: HTTP {status}: {body}")]
+    Rejected { status: u16, body: String },
+    #[error("CXone sent an unreadable response: {0}")]
+    BadResponse(String),
+    /// Finding the token endpoint or the tenant's API host failed; `url` is the one that did.
+    #[error("CXone discovery failed at {url}: {reason}")]
+    Discovery { url: String, reason: String },
+}
+
+impl From<AuthError> for CxoneError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::Deadline(d) => Self::Deadline(d),
+            e => Self::Auth(e),
+        }
+    }
+}
+
+/// Where the engine reads disposition codes from.
+#[async_trait]
+pub trait DispositionSource: Send + Sync {
+    /// Every code modified at or after `since` (every code when `None`), in any order; a code may
+    /// appear more than once.
+    async fn changed_since(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<Vec<SourceRecord>, CxoneError>;
+    /// The current version of one code, `None` when CXone does not know it.
+    async fn get(&self, id: &DispositionId) -> Result<Option<SourceRecord>, CxoneError>;
+    /// HTTP requests sent so far (token and discovery requests included).
+    fn requests(&self) -> u64;
+    /// Time spent waiting because CXone throttled us, in milliseconds.
+    fn throttled_ms(&self) -> u64;
+}
+
+/// The credentials in the secret do not fit the configured API (the secret is read in the
+/// shape the configuration asks for, so this means the two were built from different settings).
+#[derive(Debug, thiserror::Error)]
+#[error("the CXone credentials do not fit CXONE_API={expected}")]
+pub struct CredentialsMismatch {
+    pub expected: &'static str,
+}
+
+/// The source `settings` name, with its credentials.
+pub fn source(
+    settings: &CxoneSettings,
+    http_settings: &HttpSettings,
+    http: reqwest::Client,
+    credentials: CxoneCredentials,
+) -> Result<Box<dyn DispositionSource>, CredentialsMismatch> {
+    match (&settings.api, credentials) {
+        (CxoneApi::Admin(api), CxoneCredentials::AccessKey(keys)) => Ok(Box::new(
+            AdminClient::new(api, settings, http_settings, http, keys),
+        )),
+        (CxoneApi::Guide(api), CxoneCredentials::Client(client)) => Ok(Box::new(GuideClient::new(
+            api,
+            settings,
+            http_settings,
+            http,
+            client,
+        ))),
+        (CxoneApi::Admin(_), _) => Err(CredentialsMismatch { expected: "admin" }),
+        (CxoneApi::Guide(_), _) => Err(CredentialsMismatch { expected: "guide" }),
+    }
+}
