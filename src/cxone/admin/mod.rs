@@ -294,3 +294,6 @@ impl DispositionSource for AdminClient {
         self.gateway.throttled_ms()
     }
 }
+
+#[cfg(test)]
+mod tests;
