@@ -6,7 +6,7 @@
 //! - [`event`]: what an invocation asks for: a scheduled tick, a manual action, SQS dead letters.
 //! - [`handler`]: builds the clients once per cold start and runs what the event asks.
 //! - [`sync`]: one cycle, whose steps are its submodules: the lease, the plan, the writer, the report.
-//! - [`cxone`]: fetch: the CXone client, the source of the codes.
+//! - [`cxone`]: fetch: the source of the codes, the CXone Admin API or the guide's API.
 //! - [`domain`]: a code as CXone describes it, validated (`DispositionId`, `Disposition`).
 //! - [`mapping`]: map: a code into its Salesforce record (picklist normalisation, lengths).
 //! - [`record`]: the Salesforce record the sync owns, typed: upsert body, SOQL columns, rows.
