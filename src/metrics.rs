@@ -153,6 +153,7 @@ mod tests {
             truncated: 0,
             reconcile: None,
             reason,
+            listing_changed: false,
             state_repairs: vec![],
         }
     }

@@ -3,7 +3,7 @@
 //! stays as a selectable second source (`CXONE_API=guide`), behaving exactly as it always has.
 
 use super::gateway::{Gateway, Reply};
-use super::{CxoneError, DispositionSource};
+use super::{CxoneError, DispositionSource, Listing, MAX_PASSES, Moves};
 use crate::config::{CxoneSettings, GuideApi, HttpSettings};
 use crate::domain::{Disposition, DispositionId, SourceRecord, format_ts};
 use crate::http::{join, json_type, token_field, token_request};
@@ -55,6 +55,54 @@ impl GuideClient {
         }
     }
 
+    /// One pass over the listing, page by page; says whether a code moved while it was read.
+    async fn list_once(
+        &self,
+        since: Option<DateTime<Utc>>,
+    ) -> Result<(Vec<SourceRecord>, bool), CxoneError> {
+        let mut out = Vec::new();
+        let mut moves = Moves::default();
+        let mut previous_first: Option<Value> = None;
+        for page in 1u32.. {
+            let mut url = join(&self.base, "api/v2/dispositions");
+            {
+                let mut q = url.query_pairs_mut();
+                if let Some(since) = since {
+                    q.append_pair("last_modified_date", &format_ts(since));
+                }
+                q.append_pair("page", &page.to_string());
+                q.append_pair("pageSize", &self.page_size.to_string());
+            }
+            let no_listing = |reason: &str| CxoneError::NoListing {
+                url: url.to_string(),
+                reason: reason.to_owned(),
+            };
+            let body = self
+                .get_json(url.clone())
+                .await?
+                .ok_or_else(|| no_listing("HTTP 404"))?;
+            let items = page_items(body).map_err(|reason| no_listing(&reason))?;
+            // A server that ignores `page` would make us loop forever: stop on a repeated page.
+            if !items.is_empty() && items.first() == previous_first.as_ref() {
+                return Err(CxoneError::BadResponse(format!(
+                    "page {page} repeats page {}: paging is ignored",
+                    page - 1
+                )));
+            }
+            previous_first = items.first().cloned();
+            for item in &items {
+                let text = |key: &str| item.get(key).map(Value::to_string).unwrap_or_default();
+                moves.note(text("id"), text("last_modified_date"));
+            }
+            let count = items.len();
+            out.extend(items.into_iter().map(parse_record));
+            if count < self.page_size as usize {
+                break;
+            }
+        }
+        Ok((out, moves.moved))
+    }
+
     /// GETs `url` with the retry rules; `Ok(None)` on 404, no records on 204.
     async fn get_json(&self, url: Url) -> Result<Option<Value>, CxoneError> {
         Ok(match self.gateway.get(&url).await? {
@@ -67,39 +115,26 @@ impl GuideClient {
 
 #[async_trait]
 impl DispositionSource for GuideClient {
-    async fn changed_since(
-        &self,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<SourceRecord>, CxoneError> {
-        let mut out = Vec::new();
-        let mut previous_first: Option<Value> = None;
-        for page in 1u32.. {
-            let mut url = join(&self.base, "api/v2/dispositions");
-            {
-                let mut q = url.query_pairs_mut();
-                if let Some(since) = since {
-                    q.append_pair("last_modified_date", &format_ts(since));
-                }
-                q.append_pair("page", &page.to_string());
-                q.append_pair("pageSize", &self.page_size.to_string());
+    async fn changed_since(&self, since: Option<DateTime<Utc>>) -> Result<Listing, CxoneError> {
+        let mut records = Vec::new();
+        for pass in 1..=MAX_PASSES {
+            let (read, moved) = self.list_once(since).await?;
+            records.extend(read);
+            if !moved {
+                return Ok(Listing {
+                    records,
+                    settled: true,
+                });
             }
-            let body = self.get_json(url).await?.unwrap_or(Value::Array(vec![]));
-            let items = page_items(body)?;
-            // A server that ignores `page` would make us loop forever: stop on a repeated page.
-            if !items.is_empty() && items.first() == previous_first.as_ref() {
-                return Err(CxoneError::BadResponse(format!(
-                    "page {page} repeats page {}: paging is ignored",
-                    page - 1
-                )));
-            }
-            previous_first = items.first().cloned();
-            let count = items.len();
-            out.extend(items.into_iter().map(parse_record));
-            if count < self.page_size as usize {
-                break;
-            }
+            tracing::info!(
+                pass,
+                "a code changed while the listing was read; reading it again"
+            );
         }
-        Ok(out)
+        Ok(Listing {
+            records,
+            settled: false,
+        })
     }
 
     async fn get(&self, id: &DispositionId) -> Result<Option<SourceRecord>, CxoneError> {
@@ -120,18 +155,20 @@ impl DispositionSource for GuideClient {
 }
 
 /// A page is a bare JSON array or an object with a `dispositions` array.
-fn page_items(body: Value) -> Result<Vec<Value>, CxoneError> {
+/// The records of one page: a bare array, or an object's `dispositions` array. An object
+/// without that array is not a listing (a wrong path answering something else).
+fn page_items(body: Value) -> Result<Vec<Value>, String> {
     match body {
         Value::Array(items) => Ok(items),
         Value::Object(mut map) => match map.remove("dispositions") {
             Some(Value::Array(items)) => Ok(items),
-            Some(Value::Null) | None => Ok(vec![]),
-            Some(_) => Err(CxoneError::BadResponse(
-                "`dispositions` is not an array".into(),
-            )),
+            Some(Value::Null) => Ok(vec![]),
+            Some(_) => Err("`dispositions` is not an array".into()),
+            None => Err("the answer has no `dispositions` array".into()),
         },
-        _ => Err(CxoneError::BadResponse(
-            "expected a JSON array or an object with `dispositions`".into(),
+        other => Err(format!(
+            "expected a JSON array or an object with `dispositions`, got a JSON {}",
+            crate::http::json_type(&other)
         )),
     }
 }

@@ -40,6 +40,12 @@ pub enum CxoneError {
     Rejected { status: u16, body: String },
     #[error("CXone sent an unreadable response: {0}")]
     BadResponse(String),
+    /// The list endpoint is not there (404), or answers without the list: a wrong base URL or
+    /// API version, which no retry fixes.
+    #[error(
+        "CXone has no dispositions listing at {url}: {reason}; check the configured URL and API version"
+    )]
+    NoListing { url: String, reason: String },
     /// Finding the token endpoint or the tenant's API host failed; `url` is the one that did.
     #[error("CXone discovery failed at {url}: {reason}")]
     Discovery { url: String, reason: String },
@@ -54,21 +60,55 @@ impl From<AuthError> for CxoneError {
     }
 }
 
+/// What one read of the listing returned.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub records: Vec<SourceRecord>,
+    /// Whether the listing held still while it was read. Both APIs page by offset over a listing
+    /// ordered by modification time: a code edited between two page requests moves to the end,
+    /// and the row behind its old place slips past a page boundary unseen. A source that sees a
+    /// code move reads the listing again (a bounded number of times); `false` says it still
+    /// moved, so the watermark must not advance past what may not have been read.
+    pub settled: bool,
+}
+
 /// Where the engine reads disposition codes from.
 #[async_trait]
 pub trait DispositionSource: Send + Sync {
     /// Every code modified at or after `since` (every code when `None`), in any order; a code may
     /// appear more than once.
-    async fn changed_since(
-        &self,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<SourceRecord>, CxoneError>;
+    async fn changed_since(&self, since: Option<DateTime<Utc>>) -> Result<Listing, CxoneError>;
     /// The current version of one code, `None` when CXone does not know it.
     async fn get(&self, id: &DispositionId) -> Result<Option<SourceRecord>, CxoneError>;
     /// HTTP requests sent so far (token and discovery requests included).
     fn requests(&self) -> u64;
     /// Time spent waiting because CXone throttled us, in milliseconds.
     fn throttled_ms(&self) -> u64;
+}
+
+/// Listings per cycle: the first, and more while a code moved as it was read.
+pub(crate) const MAX_PASSES: u32 = 3;
+
+/// Notices a code that moved while one pass over the listing was read: the same id read again
+/// in another version.
+#[derive(Default)]
+pub(crate) struct Moves {
+    versions: std::collections::HashMap<String, String>,
+    pub moved: bool,
+}
+
+impl Moves {
+    /// Notes one row, by id and version as sent (rows without an id are ignored).
+    pub fn note(&mut self, id: String, version: String) {
+        if id.is_empty() {
+            return;
+        }
+        if let Some(seen) = self.versions.insert(id, version.clone())
+            && seen != version
+        {
+            self.moved = true;
+        }
+    }
 }
 
 /// The credentials in the secret do not fit the configured API (the secret is read in the

@@ -133,6 +133,8 @@ struct Leased {
     released: SyncState,
     now: DateTime<Utc>,
     full: bool,
+    /// Whether the listing held still while it was read (see [`crate::cxone::Listing`]).
+    settled: bool,
 }
 
 impl Leased {
@@ -150,7 +152,7 @@ impl Leased {
         let before = &self.held.before;
         let observed =
             self.now + chrono::Duration::from_std(settings.clock_skew).unwrap_or_default();
-        let watermark = if hold {
+        let watermark = if hold || !self.settled {
             before.watermark
         } else {
             safe_watermark(versions, before.watermark, observed, |v| {
@@ -227,8 +229,15 @@ impl Engine<'_> {
                 return (Status::Failed, Some(fetch_failure(e)));
             }
         };
-        report.fetched = fetched.len();
-        let (codes, letters) = self.newest(fetched, &report.cycle_id);
+        report.fetched = fetched.records.len();
+        let fetched_settled = fetched.settled;
+        if !fetched_settled {
+            tracing::warn!(
+                "the listing kept changing while it was read; the watermark holds, and the next cycle reads it again"
+            );
+            report.listing_changed = true;
+        }
+        let (codes, letters) = self.newest(fetched.records, &report.cycle_id);
         let versions: Vec<Version> = codes.iter().map(Latest::version).collect();
 
         // 4. Plan, and the breaker.
@@ -266,6 +275,7 @@ impl Engine<'_> {
             released,
             now,
             full,
+            settled: fetched_settled,
         };
         self.apply(leased, plan, &versions, letters, request.deadline, report)
             .await

@@ -54,6 +54,9 @@ pub struct CycleReport {
     pub reconcile: Option<Reconcile>,
     /// Why the cycle was skipped, failed or stopped early; `null` when it ran to completion.
     pub reason: Option<Reason>,
+    /// The listing kept changing while it was read, so the watermark held (absent when not).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub listing_changed: bool,
     /// Times in the state item that lay in the future and were cleared (absent when none).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub state_repairs: Vec<String>,
@@ -85,6 +88,7 @@ impl CycleReport {
             truncated: 0,
             reconcile: None,
             reason: None,
+            listing_changed: false,
             state_repairs: vec![],
         }
     }

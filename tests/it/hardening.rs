@@ -402,3 +402,115 @@ async fn results_out_of_order_are_a_failed_call() {
         );
     }
 }
+
+/// Polls `condition` every 5 ms; panics after 20 s so that a broken test cannot hang.
+async fn wait_for(what: &str, condition: impl Fn() -> bool) {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !condition() {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// Runs a cycle and, while it waits for page 2, renames a code that page 1 returned: the code
+/// moves to the end of the listing and the row behind its old place slips past the page
+/// boundary. Returns the cycle's response.
+async fn sync_with_an_edit_between_pages(
+    world: &disposition_sim::world::LocalWorld,
+    moved: &str,
+    full: bool,
+) -> serde_json::Value {
+    world
+        .cxone
+        .set_latency("list", std::time::Duration::from_millis(300));
+    let before = world.cxone.log().count("list");
+    let cycle = invoke_with(world, json!({"action": "sync", "full": full}), &[], &[]);
+    let edit = async {
+        wait_for("the request for page 2", || {
+            world.cxone.log().count("list") >= before + 2
+        })
+        .await;
+        world.cxone.rename(moved, "Renamed while the cycle paged");
+    };
+    let ((ok, run, output), ()) = tokio::join!(cycle, edit);
+    world.cxone.set_latency("list", std::time::Duration::ZERO);
+    assert!(ok, "{output}");
+    run
+}
+
+/// The guide's API, first full snapshot: a code edited between two page requests does not lose
+/// the code that slipped past the boundary, in this cycle or after the next.
+#[tokio::test]
+async fn an_edit_between_page_requests_loses_nothing_in_a_full_snapshot() {
+    let world = world().await;
+    let ids = world.cxone.seed(250);
+    let run = sync_with_an_edit_between_pages(&world, &ids[10], false).await;
+    assert_eq!(run["status"], "ok", "{run}");
+    assert_eq!(
+        world.salesforce.records().len(),
+        250,
+        "a code slipped past a page boundary"
+    );
+    // No overlap: only the watermark protects the next delta.
+    sync(&world, false, &[("OVERLAP_SECONDS", "0")]).await;
+    crate::harness::assert_mirrored(&world);
+}
+
+/// The guide's API, a delta: the same edit while a delta pages loses nothing either.
+#[tokio::test]
+async fn an_edit_between_page_requests_loses_nothing_in_a_delta() {
+    let world = world().await;
+    let ids = world.cxone.seed(250);
+    sync(&world, false, &[]).await;
+    // A delta of 250 changed codes: three pages.
+    for id in &ids {
+        world.cxone.set_field(id, "description", json!("changed"));
+    }
+    let run = sync_with_an_edit_between_pages(&world, &ids[10], false).await;
+    assert_eq!(
+        (run["status"].as_str(), run["mode"].as_str()),
+        (Some("ok"), Some("delta")),
+        "{run}"
+    );
+    let changed =
+        |id: &String| world.salesforce.record(id).unwrap().fields["Description__c"] == "changed";
+    assert!(
+        ids.iter().all(changed),
+        "a code slipped past a page boundary"
+    );
+    // No overlap: only the watermark protects the next delta.
+    sync(&world, false, &[("OVERLAP_SECONDS", "0")]).await;
+    crate::harness::assert_mirrored(&world);
+    assert!(ids.iter().all(changed));
+}
+
+/// A listing that is not there (a wrong base path answering 404) is a configuration error that
+/// names the URL, not a quiet `ok` with nothing fetched.
+#[tokio::test]
+async fn a_missing_listing_fails_the_cycle_naming_the_url() {
+    let world = world().await;
+    world.cxone.seed(5);
+    let base = world
+        .env()
+        .into_iter()
+        .find(|(k, _)| k == "CXONE_BASE_URL")
+        .map(|(_, v)| v)
+        .expect("the guide world has a base URL");
+    let wrong = format!("{}/wrong-prefix", base.trim_end_matches('/'));
+    let token = format!("{}/oauth/token", base.trim_end_matches('/'));
+    let run = sync(
+        &world,
+        false,
+        &[("CXONE_BASE_URL", &wrong), ("CXONE_TOKEN_URL", &token)],
+    )
+    .await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let reason = run["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("no dispositions listing") && reason.contains("wrong-prefix"),
+        "{run}"
+    );
+}

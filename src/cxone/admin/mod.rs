@@ -17,7 +17,7 @@ mod records;
 mod token;
 
 use super::gateway::{Gateway, Reply};
-use super::{CxoneError, DispositionSource};
+use super::{CxoneError, DispositionSource, Listing, MAX_PASSES};
 use crate::config::{AdminApi, CxoneSettings, HttpSettings};
 use crate::domain::{DispositionId, SourceRecord, format_ts};
 use crate::http::join;
@@ -38,9 +38,6 @@ use tokio::sync::{Mutex, OnceCell};
 
 /// Most pages one listing reads: at the default `top` of 100, a million rows.
 const MAX_PAGES: u32 = 10_000;
-/// Listings per cycle: the first, and one more when a code moved while it was read (which may
-/// have let another code slip past a page boundary).
-const MAX_PASSES: u32 = 2;
 /// By-id requests in flight when list items lack `isActive`.
 const BY_ID_IN_FLIGHT: usize = 4;
 
@@ -98,19 +95,20 @@ impl AdminClient {
         &self,
         base: &Url,
         since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<Value>, CxoneError> {
+    ) -> Result<(Vec<Value>, bool), CxoneError> {
         let mut rows = Vec::new();
         for pass in 1..=MAX_PASSES {
             let (read, moved) = self.list_once(base, since).await?;
             rows.extend(read);
             if !moved {
-                break;
+                return Ok((rows, true));
             }
-            if pass < MAX_PASSES {
-                tracing::info!("a code changed while the listing was read; reading it once more");
-            }
+            tracing::info!(
+                pass,
+                "a code changed while the listing was read; reading it again"
+            );
         }
-        Ok(rows)
+        Ok((rows, false))
     }
 
     async fn list_once(
@@ -132,14 +130,24 @@ impl AdminClient {
                 }
                 q.append_pair("orderBy", "lastUpdated");
             }
+            let no_listing = |reason: &str| CxoneError::NoListing {
+                url: url.to_string(),
+                reason: reason.to_owned(),
+            };
             let page = match self.gateway.get(&url).await? {
                 Reply::Json(body) => {
-                    Some(serde_json::from_value::<ListPage>(body).map_err(|e| {
+                    let page = serde_json::from_value::<ListPage>(body).map_err(|e| {
                         CxoneError::BadResponse(format!("dispositions page at skip={skip}: {e}"))
-                    })?)
+                    })?;
+                    if page.dispositions.is_none() {
+                        return Err(no_listing("the answer has no `dispositions` array"));
+                    }
+                    Some(page)
                 }
-                // Nothing at this `skip`; a 404 on a list is read the same way.
-                Reply::NoContent | Reply::NotFound => None,
+                // Nothing (more) at this `skip`.
+                Reply::NoContent => None,
+                // A wrong base path or version: no retry fixes it.
+                Reply::NotFound => return Err(no_listing("HTTP 404")),
             };
             let step = paging
                 .after(page.as_ref())
@@ -264,14 +272,12 @@ fn unknown_active(raw: Value) -> SourceRecord {
 
 #[async_trait]
 impl DispositionSource for AdminClient {
-    async fn changed_since(
-        &self,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<Vec<SourceRecord>, CxoneError> {
+    async fn changed_since(&self, since: Option<DateTime<Utc>>) -> Result<Listing, CxoneError> {
         let base = self.discovery.api_base(&self.gateway).await?;
-        let rows = self.list(&base, since).await?;
+        let (rows, settled) = self.list(&base, since).await?;
         let items = rows.into_iter().map(records::read).collect();
-        self.finish(&base, items, true).await
+        let records = self.finish(&base, items, true).await?;
+        Ok(Listing { records, settled })
     }
 
     async fn get(&self, id: &DispositionId) -> Result<Option<SourceRecord>, CxoneError> {

@@ -266,7 +266,7 @@ async fn a_full_snapshot_discovers_the_api_host_and_lists_every_page() {
     });
     let issuer = start(&fake).await;
     let client = client(&issuer, 2);
-    let codes = valid(client.changed_since(None).await.unwrap());
+    let codes = valid(client.changed_since(None).await.unwrap().records);
     assert_eq!(codes.len(), 5);
     assert_eq!(codes[4].id.as_str(), "5");
     assert_eq!(codes[0].category.as_deref(), Some("Positive w/Amount"));
@@ -303,7 +303,10 @@ async fn a_server_capping_top_is_paged_to_the_end() {
         ..Fake::default()
     });
     let client = client(&start(&fake).await, 100);
-    assert_eq!(valid(client.changed_since(None).await.unwrap()).len(), 7);
+    assert_eq!(
+        valid(client.changed_since(None).await.unwrap().records).len(),
+        7
+    );
     let lists = fake
         .lock()
         .unwrap()
@@ -324,7 +327,14 @@ async fn an_empty_delta_is_no_content() {
     });
     let client = client(&start(&fake).await, 100);
     let since = records::parse_timestamp("2024-06-01T00:00:00Z").unwrap();
-    assert!(client.changed_since(Some(since)).await.unwrap().is_empty());
+    assert!(
+        client
+            .changed_since(Some(since))
+            .await
+            .unwrap()
+            .records
+            .is_empty()
+    );
     let fake = fake.lock().unwrap();
     assert_eq!(
         fake.log.last().unwrap(),
@@ -343,7 +353,7 @@ async fn an_unknown_classification_id_refreshes_the_table() {
         ..Fake::default()
     });
     let client = client(&start(&fake).await, 100);
-    let codes = valid(client.changed_since(None).await.unwrap());
+    let codes = valid(client.changed_since(None).await.unwrap().records);
     assert_eq!(codes[1].category.as_deref(), Some("Retention"));
     assert_eq!(fake.lock().unwrap().table_reads, 2);
     // The next cycle reads it once: every id is known.
@@ -371,7 +381,12 @@ async fn a_list_without_is_active_reads_it_by_id() {
         ..Fake::default()
     });
     let client = client(&start(&fake).await, 100);
-    let mut out = client.changed_since(None).await.unwrap().into_iter();
+    let mut out = client
+        .changed_since(None)
+        .await
+        .unwrap()
+        .records
+        .into_iter();
     match out.next().unwrap() {
         SourceRecord::Valid { disposition, .. } => assert!(!disposition.is_active),
         other => panic!("{other:?}"),
@@ -399,7 +414,10 @@ async fn a_token_refused_mid_cycle_is_renewed_once() {
         ..Fake::default()
     });
     let client = client(&start(&fake).await, 100);
-    assert_eq!(valid(client.changed_since(None).await.unwrap()).len(), 3);
+    assert_eq!(
+        valid(client.changed_since(None).await.unwrap().records).len(),
+        3
+    );
     assert_eq!(fake.lock().unwrap().tokens, 2);
 
     // Refused again after the renewal: an authentication failure for the handler to act on.
