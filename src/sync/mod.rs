@@ -26,7 +26,7 @@ use crate::domain::{DispositionId, SourceRecord, format_ts};
 use crate::mapping::RulesCache;
 use crate::record::Target;
 use crate::salesforce::RecordSink;
-use crate::watermark::{StateStore, SyncState, Version, remember, safe_watermark};
+use crate::watermark::{StateStore, SyncState, Version, VersionMark, remember, safe_watermark};
 use chrono::{DateTime, Utc};
 use lease::{Held, Holder};
 use plan::{Latest, Plan, Planner};
@@ -126,6 +126,23 @@ pub struct Engine<'a> {
 /// How a cycle ended: its status and, unless it ran to completion, why.
 type Ending = (Status, Option<Reason>);
 
+/// What the fetch set aside because it is not a valid disposition: the letters to send, and the
+/// versions they stand for, so that a record that stays malformed is dead-lettered once.
+#[derive(Default)]
+struct SetAside {
+    letters: Vec<DeadLetter>,
+    /// Versions with a readable id and time: done once their letter is durable, like a write.
+    placed: Vec<Version>,
+    /// Records without one, remembered by a fingerprint of what CXone sent.
+    unplaced: Vec<VersionMark>,
+}
+
+/// The overlap memory's mark for a record without a readable id and time: a fingerprint of
+/// what CXone sent.
+fn unplaced(raw: &serde_json::Value) -> VersionMark {
+    VersionMark::of(&raw.to_string(), DateTime::UNIX_EPOCH)
+}
+
 /// A cycle that holds the lease.
 struct Leased {
     held: Held,
@@ -145,6 +162,7 @@ impl Leased {
         self,
         versions: &[Version],
         done: &HashSet<DispositionId>,
+        unplaced: &[VersionMark],
         hold: bool,
         complete: bool,
         settings: &Settings,
@@ -167,6 +185,9 @@ impl Leased {
             watermark,
             settings.overlap,
         );
+        // Kept while the overlap window still reaches the cycle's start.
+        next.recent
+            .extend(unplaced.iter().map(|mark| (*mark, self.now)));
         if self.full && complete {
             next.last_full_sync = Some(self.now);
         }
@@ -237,7 +258,7 @@ impl Engine<'_> {
             );
             report.listing_changed = true;
         }
-        let (codes, letters) = self.newest(fetched.records, &report.cycle_id);
+        let (codes, set_aside) = self.newest(fetched.records, &report.cycle_id, &held.before);
         let versions: Vec<Version> = codes.iter().map(Latest::version).collect();
 
         // 4. Plan, and the breaker.
@@ -277,7 +298,7 @@ impl Engine<'_> {
             full,
             settled: fetched_settled,
         };
-        self.apply(leased, plan, &versions, letters, request.deadline, report)
+        self.apply(leased, plan, versions, set_aside, request.deadline, report)
             .await
     }
 
@@ -325,8 +346,8 @@ impl Engine<'_> {
         &self,
         leased: Leased,
         plan: Plan,
-        versions: &[Version],
-        mut letters: Vec<DeadLetter>,
+        mut versions: Vec<Version>,
+        set_aside: SetAside,
         deadline: Option<DateTime<Utc>>,
         report: &mut CycleReport,
     ) -> Ending {
@@ -346,6 +367,14 @@ impl Engine<'_> {
         // Codes in Salesforce already, and codes that will be once their letter is sent.
         let mut done: HashSet<DispositionId> = unchanged;
         let mut dead: HashSet<DispositionId> = HashSet::new();
+        let SetAside {
+            mut letters,
+            placed,
+            unplaced,
+        } = set_aside;
+        dead.extend(placed.iter().map(|v| v.id.clone()));
+        versions.extend(placed);
+        versions.sort();
         for u in unmappable {
             dead.insert(u.latest.disposition.id.clone());
             letters.push(self.letter_unmappable(&report.cycle_id, u.latest, u.error));
@@ -380,7 +409,15 @@ impl Engine<'_> {
             && outcome.exhausted == 0
             && report.failed == report.dead_lettered;
         let version = leased.held.version;
-        let next = leased.next_state(versions, &done, !dlq_ok, complete, self.settings);
+        let unplaced = if dlq_ok { unplaced } else { vec![] };
+        let next = leased.next_state(
+            &versions,
+            &done,
+            &unplaced,
+            !dlq_ok,
+            complete,
+            self.settings,
+        );
         let watermark = next.watermark;
         if let Err(e) = self.state.save(&next, version).await {
             let reason = format!("the watermark was not advanced: {e}");
@@ -403,10 +440,17 @@ impl Engine<'_> {
         )
     }
 
-    /// Step 3: the newest version of each code, in version order, and dead letters for the
-    /// records that are not valid dispositions.
-    fn newest(&self, fetched: Vec<SourceRecord>, cycle_id: &str) -> (Vec<Latest>, Vec<DeadLetter>) {
-        let mut letters = Vec::new();
+    /// Step 3: the newest version of each code, in version order, and the records that are not
+    /// valid dispositions, set aside for the DLQ. A set-aside version the overlap memory
+    /// already holds, or whose time the watermark already passed (its letter went out then), is
+    /// not dead-lettered again.
+    fn newest(
+        &self,
+        fetched: Vec<SourceRecord>,
+        cycle_id: &str,
+        before: &SyncState,
+    ) -> (Vec<Latest>, SetAside) {
+        let mut set_aside = SetAside::default();
         let mut latest: BTreeMap<DispositionId, Latest> = BTreeMap::new();
         for record in fetched {
             match record {
@@ -423,18 +467,41 @@ impl Engine<'_> {
                     reason,
                     external_id,
                     last_modified,
-                } => letters.push(self.letter_malformed(
-                    cycle_id,
-                    raw,
-                    reason,
-                    external_id,
-                    last_modified,
-                )),
+                } => {
+                    let placed = external_id
+                        .as_deref()
+                        .and_then(|id| DispositionId::parse(id).ok())
+                        .zip(last_modified)
+                        .map(|(id, last_modified)| Version { last_modified, id });
+                    let mark = placed
+                        .as_ref()
+                        .map_or_else(|| unplaced(&raw), Version::mark);
+                    let lettered = before.recent.contains_key(&mark)
+                        || placed
+                            .as_ref()
+                            .zip(before.watermark)
+                            .is_some_and(|(v, w)| v.last_modified <= w);
+                    if lettered {
+                        tracing::info!(external_id = ?external_id, "malformed CXone record already dead-lettered; not again");
+                    } else {
+                        set_aside.letters.push(self.letter_malformed(
+                            cycle_id,
+                            raw,
+                            reason,
+                            external_id,
+                            last_modified,
+                        ));
+                    }
+                    match placed {
+                        Some(v) => set_aside.placed.push(v),
+                        None => set_aside.unplaced.push(mark),
+                    }
+                }
             }
         }
         let mut codes: Vec<Latest> = latest.into_values().collect();
         codes.sort_by_key(Latest::version);
-        (codes, letters)
+        (codes, set_aside)
     }
 
     /// Step 5: the writer, after making sure a warm environment's API usage reading is current.

@@ -514,3 +514,26 @@ async fn a_missing_listing_fails_the_cycle_naming_the_url() {
         "{run}"
     );
 }
+
+/// A record that stays malformed is dead-lettered once, not on every cycle: with a readable id
+/// and time, and without (remembered by a fingerprint of what CXone sent).
+#[tokio::test]
+async fn a_record_that_stays_malformed_is_dead_lettered_once() {
+    let world = world().await;
+    world.cxone.seed(3);
+    let fresh = format_ts(chrono::Utc::now());
+    world.cxone.insert_raw(
+        json!({"id": "bad-type", "name": 42, "is_active": true, "last_modified_date": fresh}),
+    );
+    world
+        .cxone
+        .insert_raw(json!({"name": "No id", "is_active": true, "last_modified_date": fresh}));
+
+    let first = sync(&world, false, &[]).await;
+    assert_eq!(first["dead_lettered"], 2, "{first}");
+    for _ in 0..3 {
+        let again = sync(&world, false, &[]).await;
+        assert_eq!(again["dead_lettered"], 0, "{again}");
+    }
+    assert_eq!(crate::harness::dead_letters(&world).await.len(), 2);
+}
