@@ -14,6 +14,8 @@ PY     := $(CURDIR)/$(VENV)/bin
 LOCAL  := .local
 TARGET := $(or $(CARGO_TARGET_DIR),target)
 EVENT  ?= events/manual-sync.json
+# The CXone API the local world speaks: admin (the real Admin API) or guide.
+CXONE_API ?= admin
 
 MOTO_PIN  := 'moto[server]==5.2.5' boto3
 TOOLS_PIN := 'cfn-lint==1.58.0' 'aws-sam-cli==1.170.0' 'cargo-lambda==1.9.2'
@@ -37,7 +39,7 @@ stop_all() {
 }
 start_world() {  # $$1 = number of CXone codes to seed
   rm -f $(LOCAL)/world.ready $(LOCAL)/world.env
-  MOTO_SERVER=$(PY)/moto_server $(TARGET)/debug/local-world --seed "$$1" \
+  MOTO_SERVER=$(PY)/moto_server $(TARGET)/debug/local-world --cxone-api "$(CXONE_API)" --seed "$$1" \
     --env-file $(LOCAL)/world.env --ready-file $(LOCAL)/world.ready \
     >$(LOCAL)/world.json 2>$(LOCAL)/world.log &
   echo $$! >$(LOCAL)/world.pid
@@ -75,6 +77,7 @@ help: ## Show the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
 	echo
 	echo "  EVENT=path selects the event of local-invoke and sam-local-invoke (default $(EVENT))."
+	echo "  CXONE_API=admin|guide selects the CXone API of the local world (default $(CXONE_API))."
 
 $(VENV)/bin/python:
 	python3 -m venv $(VENV)
@@ -107,7 +110,7 @@ build: setup-tools ## Build the release arm64 Lambda bootstrap (target/lambda/di
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(PY):$$PATH" cargo lambda build --release --arm64 --bin disposition-sync
 
-demo: setup ## Full sync, edits in CXone, then a manual sync, all against the local world; prints both results
+demo: setup ## Full sync, edits in CXone, then a manual sync, all against the local world (CXONE_API=admin|guide); prints both results
 	@eval "$$WORLD_HELPERS"
 	mkdir -p $(LOCAL)
 	cargo build --workspace --bins
@@ -125,17 +128,19 @@ demo: setup ## Full sync, edits in CXone, then a manual sync, all against the lo
 	}
 	echo "== full sync: 300 codes from CXone into an empty Salesforce"
 	run_sync events/full-sync.json full-sync
-	# Rename the first code, deactivate the second and create a new one, through the simulator.
-	ids=$$(curl -fsS "$$CXONE_BASE_URL/_sim/dispositions" \
-	  | python3 -c 'import json, sys; print(" ".join(r["id"] for r in json.load(sys.stdin)[:2]))')
+	# Rename the first code, deactivate the second and create a new one, through the simulator's
+	# control routes, which speak the world's API (its ids and shapes) whichever it is.
+	sim="$${CXONE_ISSUER:-$${CXONE_BASE_URL:-}}"
+	ids=$$(curl -fsS "$$sim/_sim/codes" \
+	  | python3 -c 'import json, sys; print(" ".join(c["external_id"] for c in json.load(sys.stdin)[:2]))')
 	read -r first second <<<"$$ids"
 	curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' \
-	  -d '{"name": "Renamed in the demo"}' "$$CXONE_BASE_URL/_sim/dispositions/$$first/rename"
-	curl -fsS -o /dev/null -X POST "$$CXONE_BASE_URL/_sim/dispositions/$$second/deactivate"
-	curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' \
-	  -d '{"id": "demo-new-1", "name": "Added in the demo", "category": "Sales", "is_active": true}' \
-	  "$$CXONE_BASE_URL/_sim/dispositions"
-	echo "== in CXone: renamed $$first, deactivated $$second, created demo-new-1"
+	  -d '{"name": "Renamed in the demo"}' "$$sim/_sim/dispositions/$$first/rename"
+	curl -fsS -o /dev/null -X POST "$$sim/_sim/dispositions/$$second/deactivate"
+	added=$$(curl -fsS -X POST -H 'Content-Type: application/json' \
+	  -d '{"name": "Added in the demo", "category": "Sales", "is_active": true}' "$$sim/_sim/codes" \
+	  | python3 -c 'import json, sys; print(json.load(sys.stdin)["external_id"])')
+	echo "== in CXone ($(CXONE_API) API): renamed $$first, deactivated $$second, created $$added"
 	echo "== manual sync"
 	run_sync events/manual-sync.json manual-sync
 	pretty() { python3 -m json.tool "$$1"; }

@@ -8,6 +8,7 @@
 //! - a delta with nothing changed: no upsert call, and under 2 s;
 //! - peak resident memory of the process (the simulators included) under 512 MiB.
 
+use disposition_sim::cxone::CxoneApi;
 use disposition_sim::world::LocalWorld;
 use disposition_sync::config::Config;
 use disposition_sync::handler::App;
@@ -51,7 +52,7 @@ async fn main() {
             },
         ),
     ] {
-        let world = LocalWorld::start(&format!("bench{codes}"))
+        let world = LocalWorld::start(&format!("bench{codes}"), CxoneApi::Guide)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         world.cxone.seed(codes);

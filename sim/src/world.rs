@@ -3,7 +3,7 @@
 //! 127.0.0.1. Integration tests start one per test; the `local-world` binary starts one for the
 //! demo and for `cargo lambda watch`.
 
-use crate::cxone::{CxoneConfig, CxoneSim};
+use crate::cxone::{CxoneApi, CxoneConfig, CxoneSim};
 use crate::moto::Moto;
 use crate::salesforce::{SalesforceConfig, SalesforceSim};
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -13,6 +13,7 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
 };
 use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, QueueAttributeName};
+use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
@@ -249,24 +250,32 @@ pub struct LocalWorld {
 
 impl LocalWorld {
     /// Starts a world whose AWS resources are named after `prefix` (unique per moto server), with
-    /// simulators on their default settings. The secret holds the client credentials both
-    /// simulators accept.
-    pub async fn start(prefix: &str) -> Result<LocalWorld, String> {
-        Self::start_with(prefix, CxoneConfig::default(), SalesforceConfig::default()).await
+    /// simulators on their default settings and CXone speaking `api`. The secret holds the
+    /// credentials both simulators accept, in the shape that API's source reads.
+    pub async fn start(prefix: &str, api: CxoneApi) -> Result<LocalWorld, String> {
+        Self::start_with(
+            prefix,
+            CxoneConfig::for_api(api),
+            SalesforceConfig::default(),
+        )
+        .await
     }
 
-    /// Like [`LocalWorld::start`], with simulators set up by `cxone` and `salesforce`. The secret
-    /// holds the client credentials the two configurations name.
+    /// Like [`LocalWorld::start`], with simulators set up by `cxone` (whose `api` the world
+    /// speaks) and `salesforce`. The secret holds the credentials the two configurations name.
     pub async fn start_with(
         prefix: &str,
         cxone: CxoneConfig,
         salesforce: SalesforceConfig,
     ) -> Result<LocalWorld, String> {
-        let secret_json = serde_json::json!({
-            "cxone": {"client_id": cxone.client_id, "client_secret": cxone.client_secret},
-            "salesforce": {"client_id": salesforce.client_id, "client_secret": salesforce.client_secret},
+        let secret_json = serde_json::to_string(&Secret {
+            cxone: CxoneSecret::of(&cxone),
+            salesforce: ClientSecret {
+                client_id: salesforce.client_id.clone(),
+                client_secret: salesforce.client_secret.clone(),
+            },
         })
-        .to_string();
+        .map_err(|e| format!("cannot write the secret: {e}"))?;
         let moto = tokio::task::spawn_blocking(Moto::start)
             .await
             .map_err(|e| format!("starting moto panicked: {e}"))??;
@@ -286,7 +295,7 @@ impl LocalWorld {
     /// Every environment variable the `disposition-sync` binary needs to run against this world.
     /// Retry delays and the minimum poll interval are shortened so that tests run quickly.
     pub fn env(&self) -> Vec<(String, String)> {
-        [
+        let common = [
             ("AWS_ENDPOINT_URL", self.moto.endpoint()),
             ("AWS_REGION", REGION.to_owned()),
             // boto3 and the AWS CLI read this one rather than AWS_REGION.
@@ -300,14 +309,62 @@ impl LocalWorld {
             ("DLQ_URL", self.aws.dlq_url.clone()),
             ("PARKING_URL", self.aws.parking_url.clone()),
             ("SYNC_ID", "dispositions".to_owned()),
-            ("CXONE_API", "guide".to_owned()),
-            ("CXONE_BASE_URL", self.cxone.url()),
             ("SF_LOGIN_URL", self.salesforce.url()),
             ("RETRY_BASE_DELAY_MS", "10".to_owned()),
             ("MIN_POLL_INTERVAL_SECONDS", "0".to_owned()),
-        ]
-        .into_iter()
-        .map(|(name, value)| (name.to_owned(), value))
-        .collect()
+        ];
+        // The Admin source discovers its token endpoint and API host from the issuer alone.
+        let cxone = match self.cxone.api() {
+            CxoneApi::Guide => ("CXONE_BASE_URL", self.cxone.url()),
+            CxoneApi::Admin => ("CXONE_ISSUER", self.cxone.url()),
+        };
+        [("CXONE_API", self.cxone.api().as_str().to_owned()), cxone]
+            .into_iter()
+            .chain(common)
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect()
+    }
+}
+
+/// The function's credentials secret.
+#[derive(Serialize)]
+struct Secret {
+    cxone: CxoneSecret,
+    salesforce: ClientSecret,
+}
+
+#[derive(Serialize)]
+struct ClientSecret {
+    client_id: String,
+    client_secret: String,
+}
+
+/// The guide source reads an OAuth client; the Admin source also the API user's access key.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum CxoneSecret {
+    Guide(ClientSecret),
+    Admin {
+        client_id: String,
+        client_secret: String,
+        access_key_id: String,
+        access_key_secret: String,
+    },
+}
+
+impl CxoneSecret {
+    fn of(config: &CxoneConfig) -> CxoneSecret {
+        match config.api {
+            CxoneApi::Guide => CxoneSecret::Guide(ClientSecret {
+                client_id: config.client_id.clone(),
+                client_secret: config.client_secret.clone(),
+            }),
+            CxoneApi::Admin => CxoneSecret::Admin {
+                client_id: config.client_id.clone(),
+                client_secret: config.client_secret.clone(),
+                access_key_id: config.access_key_id.clone(),
+                access_key_secret: config.access_key_secret.clone(),
+            },
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! Shared set-up for the integration tests.
 
+use disposition_sim::cxone::CxoneApi;
 use disposition_sim::world::LocalWorld;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -16,7 +17,7 @@ pub async fn world() -> LocalWorld {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    LocalWorld::start(&prefix)
+    LocalWorld::start(&prefix, CxoneApi::Guide)
         .await
         .unwrap_or_else(|e| panic!("cannot start the local world: {e}"))
 }

@@ -3,6 +3,7 @@
 //! environment that points `disposition-sync` at it. Used by `make demo` and `make local-invoke`.
 
 use clap::Parser;
+use disposition_sim::cxone::CxoneApi;
 use disposition_sim::process::{StopSignals, print_line, write_atomically};
 use disposition_sim::world::LocalWorld;
 use std::path::PathBuf;
@@ -17,10 +18,13 @@ const PREFIX: &str = "local";
 /// The environment that points disposition-sync at them is printed on stdout as one JSON
 /// object. Runs until SIGINT or SIGTERM, then stops everything (moto included) and removes the
 /// ready file.
-#[derive(Debug, Default, PartialEq, Parser)]
+#[derive(Debug, PartialEq, Parser)]
 // A repeated flag takes its last value instead of being refused.
 #[command(name = "local-world", args_override_self = true)]
 struct Args {
+    /// The CXone API the world speaks: the environment and secret are that source's
+    #[arg(long, value_enum, value_name = "API", default_value_t = CxoneApi::Admin)]
+    cxone_api: CxoneApi,
     /// Adds N disposition codes to the CXone simulator
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: usize,
@@ -32,6 +36,17 @@ struct Args {
     ready_file: Option<PathBuf>,
 }
 
+impl Default for Args {
+    fn default() -> Self {
+        Args {
+            cxone_api: CxoneApi::Admin,
+            seed: 0,
+            env_file: None,
+            ready_file: None,
+        }
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     disposition_sim::process::main("local-world", run(Args::parse())).await
@@ -40,7 +55,7 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), String> {
     let stop = StopSignals::listen()?;
 
-    let world = LocalWorld::start(PREFIX).await?;
+    let world = LocalWorld::start(PREFIX, args.cxone_api).await?;
     if args.seed > 0 {
         world.cxone.seed(args.seed);
     }
@@ -57,12 +72,14 @@ async fn run(args: Args) -> Result<(), String> {
         write_atomically(path, "")?;
     }
     eprintln!(
-        "local-world: ready (moto pid {} at {}, log {}; CXone at {}; Salesforce at {}; {} codes seeded); \
-         stop with SIGINT or SIGTERM",
+        "local-world: ready (moto pid {} at {}, log {}; CXone {} API at {}, Admin API host {}; \
+         Salesforce at {}; {} codes seeded); stop with SIGINT or SIGTERM",
         world.moto.pid(),
         world.moto.endpoint(),
         world.moto.log_path().display(),
+        world.cxone.api().as_str(),
         world.cxone.url(),
+        world.cxone.admin_url(),
         world.salesforce.url(),
         args.seed
     );
@@ -108,6 +125,7 @@ mod tests {
         assert_eq!(
             args,
             Args {
+                cxone_api: CxoneApi::Admin,
                 env_file: Some("a.env".into()),
                 ready_file: Some("r".into()),
                 seed: 300
@@ -115,6 +133,10 @@ mod tests {
         );
         assert_eq!(parse(&[]).unwrap(), Args::default());
         assert_eq!(parse(&["--seed", "1", "--seed", "2"]).unwrap().seed, 2);
+        assert_eq!(
+            parse(&["--cxone-api", "guide"]).unwrap().cxone_api,
+            CxoneApi::Guide
+        );
         assert_eq!(
             parse(&["--help"]).unwrap_err().kind(),
             ErrorKind::DisplayHelp
