@@ -368,3 +368,30 @@ impl CxoneSecret {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The Admin secret adds the access key to the OAuth client; the guide's has the client only.
+    #[test]
+    fn the_secret_has_each_sources_shape() {
+        let admin = serde_json::to_value(CxoneSecret::of(&CxoneConfig::admin())).unwrap();
+        let keys: Vec<&String> = admin.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "access_key_id",
+                "access_key_secret",
+                "client_id",
+                "client_secret"
+            ]
+        );
+        assert!(admin["access_key_secret"].as_str().unwrap().ends_with('='));
+        let guide = serde_json::to_value(CxoneSecret::of(&CxoneConfig::default())).unwrap();
+        assert_eq!(
+            guide,
+            serde_json::json!({"client_id": "cx-client", "client_secret": "cx-secret"})
+        );
+    }
+}

@@ -7,6 +7,9 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
+#[path = "cxone/admin.rs"]
+mod admin;
+
 const SCOPE: &str = "disposition:view disposition:edit";
 
 type Form<'a> = &'a [(&'a str, &'a str)];
@@ -797,7 +800,19 @@ async fn the_binary_serves_both_simulators_until_sigterm() {
 
     let cxone = announced["cxone_url"].as_str().unwrap();
     let salesforce = announced["salesforce_url"].as_str().unwrap();
-    for url in [cxone, salesforce] {
+    let admin = announced["cxone_admin_url"].as_str().unwrap();
+    assert_eq!(
+        announced["cxone_api"], "admin",
+        "the Admin API is the default"
+    );
+    assert_ne!(admin, cxone);
+    let discovery = client()
+        .get(format!("{cxone}/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(discovery.status(), StatusCode::OK);
+    for url in [cxone, salesforce, admin] {
         assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     }
     let token = client()
@@ -837,6 +852,29 @@ async fn the_binary_serves_both_simulators_until_sigterm() {
     assert!(status.success(), "{status}");
     assert!(!ready.exists(), "the ready file is removed on shutdown");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// `disposition-sim --help` lists the control routes, the Admin modes and the fault endpoints.
+#[test]
+fn the_binary_help_lists_the_control_routes() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_disposition-sim"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let help = String::from_utf8(output.stdout).unwrap();
+    for needle in [
+        "--cxone-api",
+        "/_sim/seed",
+        "/_sim/codes",
+        "/_sim/faults",
+        "/_sim/admin-modes",
+        "admin-list",
+        "classifications",
+        "page_cap",
+    ] {
+        assert!(help.contains(needle), "{needle} missing from:\n{help}");
+    }
 }
 
 #[tokio::test]

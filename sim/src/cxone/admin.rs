@@ -111,15 +111,24 @@ async fn dispatch(
                 page_served(&shared);
                 response
             }
-            Err(refusal) => refusal,
+            Err(refusal) => refusal.into_response(),
         },
         Route::Classifications => classifications(&shared),
         Route::ById(id) => by_id(&shared, &id),
     }
 }
 
-fn bad_request(description: &str) -> Response {
-    oauth_error(StatusCode::BAD_REQUEST, "invalid_request", description)
+/// A parameter the list refuses: 400 with its description.
+struct BadRequest(String);
+
+impl IntoResponse for BadRequest {
+    fn into_response(self) -> Response {
+        oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &self.0)
+    }
+}
+
+fn bad_request(description: &str) -> BadRequest {
+    BadRequest(description.to_owned())
 }
 
 /// The first value of `key`, matched without regard to case as the real (.NET) API binds.
@@ -130,7 +139,7 @@ fn param<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn parse_bool(name: &str, text: Option<&str>) -> Result<Option<bool>, Response> {
+fn parse_bool(name: &str, text: Option<&str>) -> Result<Option<bool>, BadRequest> {
     match text.map(str::to_ascii_lowercase).as_deref() {
         None => Ok(None),
         Some("true") => Ok(Some(true)),
@@ -144,7 +153,7 @@ fn parse_count(
     text: Option<&str>,
     default: usize,
     min: usize,
-) -> Result<usize, Response> {
+) -> Result<usize, BadRequest> {
     match text {
         None => Ok(default),
         Some(text) => match text.trim().parse::<usize>() {
@@ -165,7 +174,7 @@ enum SortField {
 }
 
 /// `"lastUpdated"`, `"dispositionName desc,lastUpdated asc"`, ...; `+` decodes to the space.
-fn parse_order(text: Option<&str>) -> Result<Vec<(SortField, bool)>, Response> {
+fn parse_order(text: Option<&str>) -> Result<Vec<(SortField, bool)>, BadRequest> {
     let Some(text) = text else {
         return Ok(vec![(SortField::LastUpdated, false)]);
     };
@@ -217,7 +226,7 @@ struct Links {
     previous: Option<String>,
 }
 
-fn list(shared: &Shared, uri: &Uri, query: &[(String, String)]) -> Result<Response, Response> {
+fn list(shared: &Shared, uri: &Uri, query: &[(String, String)]) -> Result<Response, BadRequest> {
     let skip = parse_count("skip", param(query, "skip"), 0, 0)?;
     let top = parse_count("top", param(query, "top"), DEFAULT_TOP, 1)?;
     let since = match param(query, "updatedSince") {
@@ -560,7 +569,7 @@ struct Wrapped {
 
 fn by_id(shared: &Shared, id: &str) -> Response {
     let Ok(admin_id) = id.trim().parse::<i64>() else {
-        return bad_request(&format!("Invalid dispositionId - '{id}'"));
+        return bad_request(&format!("Invalid dispositionId - '{id}'")).into_response();
     };
     let modes = shared.admin_modes();
     let object = {

@@ -13,10 +13,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
+/// An edit a test scheduled.
+pub type Edit = Box<dyn FnOnce(&CxoneTenant) + Send>;
+
 /// An edit to run once, right after a given number of further list pages have been served.
 pub struct ListHook {
     pub remaining: usize,
-    pub edit: Box<dyn FnOnce(&CxoneTenant) + Send>,
+    pub edit: Edit,
 }
 
 /// Everything the routers and the handle share.
@@ -121,7 +124,7 @@ impl Shared {
 
     /// Counts one served list page against the hooks; returns the edits now due, to be run
     /// once no lock is held.
-    pub fn due_hooks(&self) -> Vec<Box<dyn FnOnce(&CxoneTenant) + Send>> {
+    pub fn due_hooks(&self) -> Vec<Edit> {
         let mut hooks = lock(&self.list_hooks);
         let mut due = Vec::new();
         let mut waiting = Vec::new();
