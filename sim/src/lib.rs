@@ -4,7 +4,8 @@
 //!
 //! # Layout
 //! - [`server`]: binds a router to a free loopback port and counts requests per endpoint.
-//! - [`cxone`]: the CXone dispositions API as the implementation guide describes it.
+//! - [`cxone`]: a CXone tenant serving the real Admin API (discovery, password grant, an API
+//!   host on a second origin) and the implementation guide's API, from one store.
 //! - [`salesforce`]: OAuth, sObject Collections upsert, query, describe, limits and delete.
 //! - [`moto`]: a moto server process (AWS on loopback), started and killed by PID.
 //! - [`process`]: stop signals and readiness files for the binaries.
