@@ -2,15 +2,22 @@
 //! and the watermark rule.
 
 use crate::harness::{assert_mirrored, dead_letters, invoke, newest_cxone_timestamp, state, sync};
-use crate::support::world;
+use crate::support::{world, world_for};
+use disposition_sim::cxone::CxoneApi;
+use rstest::rstest;
 use serde_json::json;
 use std::time::Duration;
 
 /// 300 codes arrive in exactly two collection calls, the watermark lands on the newest code, and
 /// an immediate second cycle re-reads the overlap window but sends nothing.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn first_cycle_writes_everything_in_two_calls_and_a_second_sends_nothing() {
-    let world = world().await;
+async fn first_cycle_writes_everything_in_two_calls_and_a_second_sends_nothing(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     world.cxone.seed(300);
 
     let first = sync(&world, false, &[]).await;

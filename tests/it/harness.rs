@@ -84,15 +84,13 @@ pub async fn dead_letters(world: &LocalWorld) -> Vec<DeadLetter> {
         .collect()
 }
 
-/// The newest `last_modified_date` in the CXone simulator.
+/// The newest modification time in the CXone simulator.
 pub fn newest_cxone_timestamp(world: &LocalWorld) -> chrono::DateTime<chrono::Utc> {
     world
         .cxone
-        .all()
+        .codes()
         .iter()
-        .filter_map(|r| r["last_modified_date"].as_str())
-        .filter_map(|s| chrono::DateTime::parse_from_rfc3339(s).ok())
-        .map(|t| t.with_timezone(&chrono::Utc))
+        .map(|c| c.last_modified)
         .max()
         .expect("CXone has records")
 }
@@ -109,15 +107,13 @@ pub fn assert_mirrored(world: &LocalWorld) {
             .to_owned();
         assert!(seen.insert(id.clone()), "duplicate external id {id}");
     }
-    for code in world.cxone.all() {
-        let Some(id) = code["id"].as_str() else {
-            continue;
-        };
+    for code in world.cxone.codes() {
+        let id = &code.external_id;
         let row = world
             .salesforce
             .record(id)
             .unwrap_or_else(|| panic!("{id} missing in Salesforce"));
-        assert_eq!(row.fields["Name"], code["name"], "{id} name");
-        assert_eq!(row.fields["IsActive__c"], code["is_active"], "{id} active");
+        assert_eq!(row.fields["Name"], code.name.as_str(), "{id} name");
+        assert_eq!(row.fields["IsActive__c"], code.is_active, "{id} active");
     }
 }
