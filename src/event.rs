@@ -5,6 +5,7 @@ use crate::redrive::Incoming;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// The work one invocation does.
@@ -28,6 +29,94 @@ pub enum Invocation {
      {{\"action\": \"purge\", \"dry_run\": true|false}}, {{\"action\": \"redrive\", \"max_messages\": N}} or an SQS event from the DLQ"
 )]
 pub struct EventError(pub String);
+
+/// Reads an event's JSON text, refusing an object with the same key twice anywhere in it
+/// (`{"action": "sync", "action": "purge"}` must not run whichever came last).
+pub fn read(text: &str) -> Result<Value, EventError> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = Strict
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| EventError(format!("the event is not valid JSON: {e}")))?;
+    Ok(value)
+}
+
+/// Deserializes a JSON value, failing on a duplicate key in any object.
+struct Strict;
+
+impl<'de> DeserializeSeed<'de> for Strict {
+    type Value = Value;
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Value, D::Error> {
+        deserializer.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        Strict.deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element_seed(Strict)? {
+            items.push(item);
+        }
+        Ok(Value::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if object.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!(
+                    "the key {} appears twice",
+                    quote(&Value::String(key))
+                )));
+            }
+            let value = map.next_value_seed(Strict)?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// A value as an error message quotes it: at most a short prefix, so that a huge or hostile
+/// value neither floods the log nor the response.
+pub fn quote(value: &Value) -> String {
+    const MAX: usize = 64;
+    let text = value.to_string();
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}… ({} characters)", &text[..cut], text.chars().count()),
+        None => text,
+    }
+}
 
 /// What `event` asks for. The platforms' events are told apart by their envelope's key: SQS's
 /// `Records`, EventBridge's `detail-type`; any other object is one of our manual actions.
@@ -55,7 +144,8 @@ fn manual(obj: &Map<String, Value>) -> Result<Invocation, EventError> {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(other) => Err(EventError(format!(
-                "\"{key}\" must be true or false, got {other}"
+                "\"{key}\" must be true or false, got {}",
+                quote(other)
             ))),
         }
     };
@@ -65,7 +155,8 @@ fn manual(obj: &Map<String, Value>) -> Result<Invocation, EventError> {
             .find(|k| k.as_str() != "action" && !allowed.contains(&k.as_str()))
         {
             Some(unknown) => Err(EventError(format!(
-                "unknown key {unknown:?} for action {action:?} (allowed: action, {})",
+                "unknown key {} for action {action:?} (allowed: action, {})",
+                quote(&Value::String(unknown.clone())),
                 allowed.join(", ")
             ))),
             None => Ok(()),
@@ -96,32 +187,79 @@ fn manual(obj: &Map<String, Value>) -> Result<Invocation, EventError> {
                     })
                 }
                 Some(other) => Err(EventError(format!(
-                    "\"max_messages\" must be a whole number above 0, got {other}"
+                    "\"max_messages\" must be a whole number above 0, got {}",
+                    quote(other)
                 ))),
             }
         }
-        Some(Value::String(action)) => Err(EventError(format!("unknown action {action:?}"))),
+        Some(action @ Value::String(_)) => {
+            Err(EventError(format!("unknown action {}", quote(action))))
+        }
         Some(other) => Err(EventError(format!(
-            "\"action\" must be a string, got {other}"
+            "\"action\" must be a string, got {}",
+            quote(other)
         ))),
         None => Err(EventError("no \"action\" and no \"detail-type\"".into())),
     }
 }
 
 /// An EventBridge event: only a schedule's tick is ours, and it runs a sync like `{"action": "sync"}`.
+///
+/// Nothing in it is silently ignored: a key EventBridge does not send is refused, and the
+/// `detail` may carry only the sync's own flags (`full`, `allow_mass_change`), which are honoured.
 fn scheduled(event: &Value) -> Result<Invocation, EventError> {
+    const ENVELOPE: [&str; 9] = [
+        "version",
+        "id",
+        "detail-type",
+        "source",
+        "account",
+        "time",
+        "region",
+        "resources",
+        "detail",
+    ];
+    if let Some(unknown) = event
+        .as_object()
+        .and_then(|o| o.keys().find(|k| !ENVELOPE.contains(&k.as_str())))
+    {
+        return Err(EventError(format!(
+            "unknown key {} in an EventBridge event (allowed: {})",
+            quote(&Value::String(unknown.clone())),
+            ENVELOPE.join(", ")
+        )));
+    }
     let event = EventBridgeEvent::<Value>::deserialize(event)
         .map_err(|e| EventError(format!("not an EventBridge event: {e}")))?;
     if event.detail_type != "Scheduled Event" {
         return Err(EventError(format!(
             "EventBridge detail-type {} is not \"Scheduled Event\"",
-            Value::from(event.detail_type)
+            quote(&Value::from(event.detail_type))
         )));
     }
-    Ok(Invocation::Sync {
-        full: false,
-        allow_mass_change: false,
-    })
+    match event.detail {
+        Value::Null => Ok(Invocation::Sync {
+            full: false,
+            allow_mass_change: false,
+        }),
+        Value::Object(detail) if detail.is_empty() => Ok(Invocation::Sync {
+            full: false,
+            allow_mass_change: false,
+        }),
+        Value::Object(detail) if detail.contains_key("action") => Err(EventError(
+            "a scheduled event runs a sync; its detail cannot name an \"action\"".into(),
+        )),
+        Value::Object(detail) => {
+            let mut flags = detail.clone();
+            flags.insert("action".into(), Value::from("sync"));
+            manual(&flags)
+                .map_err(|e| EventError(format!("in the scheduled event's detail: {}", e.0)))
+        }
+        other => Err(EventError(format!(
+            "the scheduled event's detail must be an object, got {}",
+            quote(&other)
+        ))),
+    }
 }
 
 /// An SQS event: every record must come from SQS and carry a message id (needed to report it).
@@ -268,5 +406,53 @@ mod tests {
             let err = parse(&bad).unwrap_err().to_string();
             assert!(err.contains(reason), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn a_duplicate_key_anywhere_is_refused() {
+        let err = read(r#"{"action": "sync", "action": "purge"}"#).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains(r#"the key "action" appears twice"#),
+            "{err}"
+        );
+        assert!(read(r#"{"Records": [{"body": "x", "body": "y"}]}"#).is_err());
+        assert_eq!(read(r#"{"action": "sync"}"#), Ok(json!({"action": "sync"})));
+        assert!(read("{} trailing").is_err());
+    }
+
+    #[test]
+    fn a_scheduled_event_honours_its_detail_flags_and_refuses_other_keys() {
+        let tick = |extra: Value| {
+            let mut event = json!({"version": "0", "id": "x", "detail-type": "Scheduled Event",
+                                   "source": "aws.events", "detail": {}});
+            for (k, v) in extra.as_object().unwrap() {
+                event[k] = v.clone();
+            }
+            parse(&event)
+        };
+        assert_eq!(
+            tick(json!({"detail": {"full": true}})),
+            Ok(Invocation::Sync {
+                full: true,
+                allow_mass_change: false
+            })
+        );
+        for bad in [
+            json!({"full": true}),
+            json!({"detail": {"action": "purge"}}),
+            json!({"detail": {"fulll": true}}),
+            json!({"detail": "full"}),
+        ] {
+            assert!(tick(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn errors_quote_only_a_short_prefix_of_a_value() {
+        let huge = "x".repeat(100_000);
+        let err = parse(&json!({"action": huge})).unwrap_err().to_string();
+        assert!(err.len() < 1_000, "{} characters", err.len());
+        assert!(err.contains("100002 characters"), "{err}");
     }
 }

@@ -68,12 +68,16 @@ async fn run_lambda() -> ExitCode {
     };
     let app = &app;
     let handler = lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+        move |event: lambda_runtime::LambdaEvent<Box<serde_json::value::RawValue>>| async move {
             // A deadline already in the past is not a real one (local emulators send placeholders such
             // as 600000 ms after the epoch): run without one rather than stop before starting.
             let deadline = chrono::DateTime::from_timestamp_millis(event.context.deadline as i64)
                 .filter(|d| *d > chrono::Utc::now());
-            app.handle(event.payload, &event.context.request_id, deadline)
+            // The payload is read here rather than by the runtime, so that a duplicate key is an
+            // error instead of last-one-wins.
+            let payload = disposition_sync::event::read(event.payload.get())
+                .map_err(disposition_sync::handler::HandlerError::from)?;
+            app.handle(payload, &event.context.request_id, deadline)
                 .await
         },
     );
@@ -98,7 +102,7 @@ async fn invoke(path: &Path, timeout_seconds: Option<u64>, take_over_lease: bool
     };
     let event = match text
         .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("not JSON: {e}")))
+        .and_then(|t| disposition_sync::event::read(&t).map_err(|e| e.to_string()))
     {
         Ok(event) => event,
         Err(e) => {

@@ -51,6 +51,16 @@ fn bad_command_lines_exit_2() {
             &["invoke", "--event", "-", "--timeout-seconds", "soon"][..],
             "--timeout-seconds",
         ),
+        (
+            &[
+                "invoke",
+                "--event",
+                "-",
+                "--timeout-seconds",
+                "9223372036854775807",
+            ][..],
+            "--timeout-seconds",
+        ),
     ] {
         let out = run(args);
         let stderr = text(&out.stderr);
@@ -68,4 +78,32 @@ fn an_unreadable_event_exits_1() {
     let out = run(&["invoke", "--event", "/nonexistent/event.json"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
     assert!(text(&out.stderr).contains("cannot read the event"));
+}
+
+/// An event with the same key twice (`{"action":"sync","action":"purge"}`) is refused before
+/// anything runs, naming the key, instead of running whichever came last.
+#[test]
+fn an_event_with_a_duplicate_key_is_refused() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_disposition-sync"))
+        .args(["invoke", "--event", "-"])
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the disposition-sync binary starts");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"action": "sync", "action": "purge", "dry_run": false}"#)
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains(r#"the key "action" appears twice"#),
+        "{}",
+        text(&out.stderr)
+    );
 }
