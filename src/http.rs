@@ -3,8 +3,10 @@
 //! credential.
 
 use crate::config::ConfigError;
+use crate::secrets::ClientCredentials;
 use crate::token::AuthError;
 use reqwest::Url;
+use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::net::IpAddr;
 
@@ -49,20 +51,27 @@ fn is_loopback(url: &Url) -> bool {
     }
 }
 
-/// POSTs an OAuth token request (`form`) and returns the JSON body of a success. A transport
-/// failure or a 5xx is `Unavailable` (worth retrying); any other refusal is `Rejected`, with the
-/// OAuth `error`/`error_description` only.
-pub(crate) async fn token_request(
+/// POSTs an OAuth client-credentials token request (with `scope` when given) and returns the
+/// JSON body of a success. A transport failure or a 5xx is `Unavailable` (worth retrying); any
+/// other refusal is `Rejected`, with the OAuth `error`/`error_description` only.
+pub(crate) async fn client_credentials_token(
     http: &reqwest::Client,
     url: &Url,
     platform: &'static str,
-    form: &[(&str, &str)],
+    credentials: &ClientCredentials,
+    scope: Option<&str>,
 ) -> Result<Value, AuthError> {
-    token_response(http.post(url.clone()).form(form), platform).await
+    let mut form = vec![
+        ("grant_type", "client_credentials"),
+        ("client_id", credentials.client_id.as_str()),
+        ("client_secret", credentials.client_secret.expose_secret()),
+    ];
+    form.extend(scope.map(|scope| ("scope", scope)));
+    token_response(http.post(url.clone()).form(&form), platform).await
 }
 
 /// Sends a prepared token request (body and client authentication set) and reads its answer by
-/// the rules of [`token_request`].
+/// the rules of [`client_credentials_token`].
 pub(crate) async fn token_response(
     request: reqwest::RequestBuilder,
     platform: &'static str,

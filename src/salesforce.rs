@@ -8,7 +8,7 @@
 use crate::config::{HttpSettings, SalesforceSettings};
 use crate::deadline::DeadlineExceeded;
 use crate::http::{
-    check_transport, describe_transport_error, join, snippet, token_field, token_request,
+    check_transport, client_credentials_token, describe_transport_error, join, snippet, token_field,
 };
 use crate::record::SObject;
 use crate::retry::{self, Class, Policy, Verdict};
@@ -16,7 +16,6 @@ use crate::secrets::ClientCredentials;
 use crate::token::{AuthError, IssuedToken, TokenCache, TokenFetcher};
 use async_trait::async_trait;
 use reqwest::{Method, Response, StatusCode, Url};
-use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::sync::Mutex;
@@ -594,15 +593,9 @@ impl TokenFetcher for SalesforceTokenFetcher {
     async fn fetch(&self) -> Result<IssuedToken, AuthError> {
         const PLATFORM: &str = "Salesforce";
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.credentials.client_id.as_str()),
-            (
-                "client_secret",
-                self.credentials.client_secret.expose_secret(),
-            ),
-        ];
-        let body = token_request(&self.http, &self.url, PLATFORM, &form).await?;
+        let body =
+            client_credentials_token(&self.http, &self.url, PLATFORM, &self.credentials, None)
+                .await?;
         let access_token = token_field(&body, "access_token", PLATFORM)?;
         let instance_url = token_field(&body, "instance_url", PLATFORM)?;
         let instance_url = Url::parse(instance_url).map_err(|e| AuthError::Unavailable {

@@ -3,9 +3,10 @@
 //! a 401, a 429, a 5xx, a timeout or a reset.
 
 use super::CxoneError;
+use crate::config::{CxoneSettings, HttpSettings};
 use crate::http::{describe_transport_error, oauth_error, snippet};
 use crate::retry::{self, Class, Credential, Policy, Throttle, Verdict};
-use crate::token::{AuthError, TokenCache};
+use crate::token::{AuthError, TokenCache, TokenFetcher};
 use reqwest::{Response, StatusCode, Url};
 use serde_json::Value;
 use std::sync::Arc;
@@ -41,18 +42,21 @@ pub(super) struct Gateway {
 
 impl Gateway {
     /// `requests` is the counter the token fetcher behind `tokens` also adds to.
+    /// A gateway whose tokens come from `fetcher`; `requests` counts every request, the
+    /// fetcher's included.
     pub fn new(
         http: reqwest::Client,
-        tokens: TokenCache,
+        fetcher: Box<dyn TokenFetcher>,
         requests: Arc<AtomicU64>,
-        retry_base: Duration,
-        default_retry_after: Duration,
+        settings: &CxoneSettings,
+        http_settings: &HttpSettings,
     ) -> Self {
+        let retry_base = http_settings.retry_base_delay;
         Self {
             http,
-            tokens,
+            tokens: TokenCache::new(fetcher, retry_base),
             retry_base,
-            throttle: Throttle::new(THROTTLE_WAITS, default_retry_after),
+            throttle: Throttle::new(THROTTLE_WAITS, settings.default_retry_after),
             requests,
         }
     }

@@ -6,13 +6,12 @@ use super::gateway::{Gateway, Reply};
 use super::{CxoneError, DispositionSource, Listing, MAX_PASSES, Moves};
 use crate::config::{CxoneSettings, GuideApi, HttpSettings};
 use crate::domain::{Disposition, DispositionId, SourceRecord, format_ts};
-use crate::http::{join, json_type, token_field, token_request};
+use crate::http::{client_credentials_token, join, json_type, token_field};
 use crate::secrets::ClientCredentials;
-use crate::token::{AuthError, IssuedToken, TokenCache, TokenFetcher};
+use crate::token::{AuthError, IssuedToken, TokenFetcher};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::Url;
-use secrecy::ExposeSecret;
 use serde_json::Value;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,16 +39,8 @@ impl GuideClient {
             credentials,
             requests: requests.clone(),
         };
-        let retry_base = http_config.retry_base_delay;
-        let tokens = TokenCache::new(Box::new(fetcher), retry_base);
         Self {
-            gateway: Gateway::new(
-                http,
-                tokens,
-                requests,
-                retry_base,
-                config.default_retry_after,
-            ),
+            gateway: Gateway::new(http, Box::new(fetcher), requests, config, http_config),
             base: api.base_url.clone(),
             page_size: config.page_size,
         }
@@ -258,16 +249,14 @@ impl TokenFetcher for CxoneTokenFetcher {
     async fn fetch(&self) -> Result<IssuedToken, AuthError> {
         const PLATFORM: &str = "CXone";
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let form = [
-            ("grant_type", "client_credentials"),
-            ("client_id", self.credentials.client_id.as_str()),
-            (
-                "client_secret",
-                self.credentials.client_secret.expose_secret(),
-            ),
-            ("scope", CXONE_SCOPE),
-        ];
-        let body = token_request(&self.http, &self.url, PLATFORM, &form).await?;
+        let body = client_credentials_token(
+            &self.http,
+            &self.url,
+            PLATFORM,
+            &self.credentials,
+            Some(CXONE_SCOPE),
+        )
+        .await?;
         let access_token = token_field(&body, "access_token", PLATFORM)?;
         let lifetime = body
             .get("expires_in")

@@ -22,7 +22,6 @@ use crate::config::{AdminApi, CxoneSettings, HttpSettings};
 use crate::domain::{DispositionId, SourceRecord, format_ts};
 use crate::http::join;
 use crate::secrets::AccessKeyCredentials;
-use crate::token::TokenCache;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use discovery::Discovery;
@@ -67,16 +66,8 @@ impl AdminClient {
             credentials,
             requests: requests.clone(),
         };
-        let retry_base = http_settings.retry_base_delay;
-        let tokens = TokenCache::new(Box::new(fetcher), retry_base);
         Self {
-            gateway: Gateway::new(
-                http,
-                tokens,
-                requests,
-                retry_base,
-                settings.default_retry_after,
-            ),
+            gateway: Gateway::new(http, Box::new(fetcher), requests, settings, http_settings),
             discovery: Discovery::new(
                 api.issuer.clone(),
                 api.api_endpoint.clone(),
