@@ -2,7 +2,7 @@
 //! and the watermark rule.
 
 use crate::harness::{assert_mirrored, dead_letters, invoke, newest_cxone_timestamp, state, sync};
-use crate::support::{world, world_for};
+use crate::support::world_for;
 use disposition_sim::cxone::CxoneApi;
 use rstest::rstest;
 use serde_json::json;
@@ -55,9 +55,12 @@ async fn first_cycle_writes_everything_in_two_calls_and_a_second_sends_nothing(
 
 /// A renamed code arrives by delta and updates the record with the same external ID: no
 /// duplicate under the new label.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_rename_updates_the_same_record() {
-    let world = world().await;
+async fn a_rename_updates_the_same_record(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(20);
     sync(&world, false, &[]).await;
     let before = world.salesforce.record(&ids[7]).unwrap();
@@ -78,9 +81,12 @@ async fn a_rename_updates_the_same_record() {
 
 /// The guide's Edge Case 1: a code modified while a cycle is writing is picked up by the next
 /// cycle, because the watermark only moves to timestamps the cycle actually read.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_code_modified_during_a_write_is_picked_up_by_the_next_cycle() {
-    let world = world().await;
+async fn a_code_modified_during_a_write_is_picked_up_by_the_next_cycle(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(10);
     world
         .salesforce
@@ -120,9 +126,12 @@ async fn a_code_modified_during_a_write_is_picked_up_by_the_next_cycle() {
 /// A record Salesforce keeps rejecting is dead-lettered with its reason while every other record
 /// is written: a validation error is permanent (one attempt), lock contention is retried up to
 /// RECORD_MAX_ATTEMPTS first. The response says `partial` and the watermark still advances.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn rejected_records_are_dead_lettered_and_the_rest_written() {
-    let world = world().await;
+async fn rejected_records_are_dead_lettered_and_the_rest_written(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(50);
     world.salesforce.inject_record_error(
         &ids[10],
@@ -169,7 +178,10 @@ async fn rejected_records_are_dead_lettered_and_the_rest_written() {
         validation.payload.as_ref().unwrap()["CXone_DispositionId__c"],
         ids[10]
     );
-    assert_eq!(validation.source["id"], ids[10]);
+    assert_eq!(
+        source_id(api, &validation.source).as_deref(),
+        Some(ids[10].as_str())
+    );
     assert_eq!(validation.cycle_id, run["cycle_id"].as_str().unwrap());
     let locked = letters
         .iter()
@@ -187,9 +199,12 @@ async fn rejected_records_are_dead_lettered_and_the_rest_written() {
 
 /// When the DLQ cannot be written, the watermark stays put and the cycle fails; the next good
 /// cycle re-reads the same window, so nothing is lost.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn an_unavailable_dlq_keeps_the_watermark_and_loses_nothing() {
-    let world = world().await;
+async fn an_unavailable_dlq_keeps_the_watermark_and_loses_nothing(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(30);
     sync(&world, false, &[]).await;
     let watermark = state(&world).await.watermark;
@@ -239,20 +254,34 @@ async fn an_unavailable_dlq_keeps_the_watermark_and_loses_nothing() {
     );
 }
 
-/// Records CXone sends malformed (no id, a bad date, wrong types) are dead-lettered with the
-/// reason and the raw JSON; the valid ones are synced.
-#[tokio::test]
-async fn malformed_cxone_records_are_dead_lettered_and_the_rest_synced() {
-    let world = world().await;
+/// The id a raw CXone record carries in `api`'s shape: the guide's string `id`, or the Admin
+/// `dispositionId` (a number, or a numeric string) in decimal.
+fn source_id(api: CxoneApi, raw: &serde_json::Value) -> Option<String> {
+    match (api, raw) {
+        (CxoneApi::Guide, raw) => raw["id"].as_str().map(str::to_owned),
+        (CxoneApi::Admin, raw) => match &raw["dispositionId"] {
+            serde_json::Value::Number(n) => Some(n.to_string()),
+            serde_json::Value::String(s) => Some(s.clone()),
+            _ => None,
+        },
+    }
+}
+
+/// Seeds five valid codes beside `malformed` (one without an id, one with an unreadable date,
+/// one with wrong types, in that order), syncs, and checks that the three are dead-lettered as
+/// unmappable with raw JSON and a reason containing the matching `reasons` entry, while the
+/// five are synced. `name_field` is where the id-less record's name "No id" sits.
+async fn malformed_records_are_dead_lettered(
+    api: CxoneApi,
+    malformed: [serde_json::Value; 3],
+    reasons: [&str; 3],
+    name_field: &str,
+) {
+    let world = world_for(api).await;
     world.cxone.seed(5);
-    let now = "2024-05-01T10:00:00.000Z";
-    world
-        .cxone
-        .insert_raw(json!({"name": "No id", "is_active": true, "last_modified_date": now}));
-    world.cxone.insert_raw(json!({"id": "bad-date", "name": "Bad date", "is_active": true, "last_modified_date": "last tuesday"}));
-    world.cxone.insert_raw(
-        json!({"id": "bad-type", "name": 42, "is_active": "yes", "last_modified_date": now}),
-    );
+    for raw in malformed {
+        world.cxone.insert_raw(raw);
+    }
 
     let run = sync(&world, false, &[]).await;
     assert_eq!(run["status"], "partial", "{run}");
@@ -270,27 +299,65 @@ async fn malformed_cxone_records_are_dead_lettered_and_the_rest_synced() {
     assert!(letters.iter().all(
         |l| l.kind == disposition_sync::dlq::DeadLetterKind::Unmappable && l.payload.is_none()
     ));
-    let reasons: Vec<&str> = letters.iter().map(|l| l.error.message.as_str()).collect();
-    assert!(
-        reasons.iter().any(|r| r.contains("id is missing")),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons.iter().any(|r| r.contains("RFC 3339")),
-        "{reasons:?}"
-    );
-    assert!(
-        reasons.iter().any(|r| r.contains("wrong type")),
-        "{reasons:?}"
-    );
-    assert!(letters.iter().any(|l| l.source["name"] == "No id"));
+    let said: Vec<&str> = letters.iter().map(|l| l.error.message.as_str()).collect();
+    for reason in reasons {
+        assert!(
+            said.iter().any(|r| r.contains(reason)),
+            "{reason}: {said:?}"
+        );
+    }
+    assert!(letters.iter().any(|l| l.source[name_field] == "No id"));
+}
+
+/// Guide records CXone sends malformed (no id, a bad date, wrong types) are dead-lettered with
+/// the reason and the raw JSON; the valid ones are synced.
+#[tokio::test]
+async fn malformed_cxone_records_are_dead_lettered_and_the_rest_synced() {
+    let now = "2024-05-01T10:00:00.000Z";
+    malformed_records_are_dead_lettered(
+        CxoneApi::Guide,
+        [
+            json!({"name": "No id", "is_active": true, "last_modified_date": now}),
+            json!({"id": "bad-date", "name": "Bad date", "is_active": true, "last_modified_date": "last tuesday"}),
+            json!({"id": "bad-type", "name": 42, "is_active": "yes", "last_modified_date": now}),
+        ],
+        ["id is missing", "RFC 3339", "wrong type"],
+        "name",
+    )
+    .await;
+}
+
+/// The same over the Admin API: camelCase records without a `dispositionId`, with a `lastUpdated`
+/// that is no time, and with a numeric `dispositionName` are dead-lettered with the reason
+/// naming the field, and the valid ones are synced.
+#[tokio::test]
+async fn malformed_admin_records_are_dead_lettered_and_the_rest_synced() {
+    let now = "2024-05-01T10:00:00.000Z";
+    malformed_records_are_dead_lettered(
+        CxoneApi::Admin,
+        [
+            json!({"dispositionName": "No id", "isActive": true, "lastUpdated": now}),
+            json!({"dispositionId": 7001, "dispositionName": "Bad date", "isActive": true, "lastUpdated": "last tuesday"}),
+            json!({"dispositionId": 7002, "dispositionName": 42, "isActive": "yes", "lastUpdated": now}),
+        ],
+        [
+            "missing field `dispositionId`",
+            "lastUpdated: \"last tuesday\" is not an ISO 8601",
+            "dispositionName: invalid type",
+        ],
+        "dispositionName",
+    )
+    .await;
 }
 
 /// Every file in `events/` runs through the `invoke` command and gets the response its trigger
 /// promises; a new file must be added here (only `env.json`, SAM's variables, is not an event).
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn the_invoke_command_runs_every_event_file() {
-    let world = world().await;
+async fn the_invoke_command_runs_every_event_file(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     world.cxone.seed(3);
     let dir = format!("{}/events", env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<String> = std::fs::read_dir(&dir)
