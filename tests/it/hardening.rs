@@ -2,24 +2,40 @@
 //! binary.
 
 use crate::harness::{state, sync};
-use crate::support::world;
+use crate::support::{endpoints, world, world_for};
+use disposition_sim::cxone::CxoneApi;
 use disposition_sync::domain::format_ts;
+use rstest::rstest;
 use serde_json::json;
+
+/// A new active code in `api`'s shape, in the category "Sales", last modified at `at`: under
+/// the string id `guide_id` in the guide's API, under the next free `dispositionId` in the
+/// Admin API (whose ids are integers). Upsert it to learn its external id.
+fn new_code(api: CxoneApi, guide_id: &str, name: &str, at: &str) -> serde_json::Value {
+    match api {
+        CxoneApi::Guide => json!({"id": guide_id, "name": name, "category": "Sales",
+            "is_active": true, "last_modified_date": at}),
+        CxoneApi::Admin => json!({"dispositionName": name, "classificationName": "Sales",
+            "isActive": true, "lastUpdated": at}),
+    }
+}
 
 /// A code whose timestamp lies exactly on `watermark − OVERLAP_SECONDS` is returned by every
 /// delta listing (it is inclusive), so the overlap memory must keep it: once written, quiet
 /// cycles send nothing.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_code_on_the_overlap_boundary_is_written_once() {
-    let world = world().await;
+async fn a_code_on_the_overlap_boundary_is_written_once(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     world.cxone.seed(5);
     sync(&world, false, &[]).await;
     let watermark = state(&world).await.watermark.expect("a watermark");
     let edge = watermark - chrono::Duration::seconds(60);
-    world.cxone.upsert(
-        json!({"id": "on-the-edge", "name": "Edge", "category": "Sales",
-        "is_active": true, "last_modified_date": format_ts(edge)}),
-    );
+    world
+        .cxone
+        .upsert(new_code(api, "on-the-edge", "Edge", &format_ts(edge)));
 
     let first = sync(&world, false, &[("OVERLAP_SECONDS", "60")]).await;
     assert_eq!(first["created"], 1, "{first}");
@@ -41,14 +57,19 @@ async fn a_code_on_the_overlap_boundary_is_written_once() {
 
 /// A record dated 9999-12-31 is written and reported, but the watermark stays at the time the
 /// cycle observed: an edit made afterwards still arrives by delta, and quiet cycles send nothing.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_future_dated_record_does_not_hide_later_edits() {
-    let world = world().await;
+async fn a_future_dated_record_does_not_hide_later_edits(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(5);
-    world.cxone.upsert(
-        json!({"id": "from-the-future", "name": "Bad import", "category": "Sales",
-        "is_active": true, "last_modified_date": "9999-12-31T00:00:00Z"}),
-    );
+    world.cxone.upsert(new_code(
+        api,
+        "from-the-future",
+        "Bad import",
+        "9999-12-31T00:00:00Z",
+    ));
     let started = chrono::Utc::now();
     let first = sync(&world, false, &[]).await;
     assert_eq!(
@@ -90,10 +111,13 @@ async fn a_future_dated_record_does_not_hide_later_edits() {
 /// A state item whose watermark, lease and last cycle lie in the future (a clock error, a bad
 /// restore) would skip or hide everything for ever: the cycle names each as corrupt, clears it,
 /// and runs a full snapshot that sets a sane watermark.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn future_times_in_the_state_are_reported_and_repaired() {
+async fn future_times_in_the_state_are_reported_and_repaired(#[case] api: CxoneApi) {
     use disposition_sync::watermark::{DynamoDbStateStore, Lease, StateStore, SyncState};
-    let world = world().await;
+    let world = world_for(api).await;
     world.cxone.seed(5);
     let store = DynamoDbStateStore::new(
         aws_sdk_dynamodb::Client::new(&world.sdk),
@@ -178,17 +202,20 @@ async fn invoke_with(
 
 /// A CXone 429 asking to wait an hour, against a 10 s deadline: the cycle does not sleep past
 /// its deadline; it stops at once, says why, keeps the watermark and releases the lease.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_retry_after_past_the_deadline_stops_the_cycle_in_time() {
+async fn a_retry_after_past_the_deadline_stops_the_cycle_in_time(#[case] api: CxoneApi) {
     use disposition_sim::cxone::Fault;
-    let world = world().await;
+    let world = world_for(api).await;
     world.cxone.seed(5);
     sync(&world, false, &[]).await;
     let before = state(&world).await.watermark;
-    let first = world.cxone.all()[0]["id"].as_str().unwrap().to_owned();
+    let first = world.cxone.codes()[0].external_id.clone();
     world.cxone.rename(&first, "Renamed");
     world.cxone.inject(
-        "list",
+        endpoints(api).list,
         Fault {
             status: 429,
             retry_after: Some(3600),
@@ -222,9 +249,12 @@ async fn a_retry_after_past_the_deadline_stops_the_cycle_in_time() {
 /// A lock-retry pause of a minute (RETRY_BASE_DELAY_MS=60000) against a 20 s deadline: the
 /// writer does not sleep past the deadline; the cycle ends `partial` in time, and the record it
 /// could not retry is written by the next cycle.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_retry_pause_past_the_deadline_ends_the_cycle_partial_in_time() {
-    let world = world().await;
+async fn a_retry_pause_past_the_deadline_ends_the_cycle_partial_in_time(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(10);
     world
         .salesforce
@@ -258,9 +288,12 @@ async fn a_retry_pause_past_the_deadline_ends_the_cycle_partial_in_time() {
 
 /// The template's smallest FunctionTimeout (30 s) leaves time to write: the safety margins
 /// scale with the deadline.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_thirty_second_deadline_still_writes_everything() {
-    let world = world().await;
+async fn a_thirty_second_deadline_still_writes_everything(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     world.cxone.seed(50);
     let (_, run, output) = invoke_with(
         &world,
@@ -275,9 +308,12 @@ async fn a_thirty_second_deadline_still_writes_everything() {
 
 /// A Salesforce query whose `nextRecordsUrl` never ends does not hold the cycle: it fails at
 /// once, naming the broken paging.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_query_that_never_ends_fails_the_cycle_instead_of_looping() {
-    let world = world().await;
+async fn a_query_that_never_ends_fails_the_cycle_instead_of_looping(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     world.cxone.seed(5);
     sync(&world, false, &[]).await;
     world.salesforce.set_endless_query(true);
@@ -293,9 +329,12 @@ async fn a_query_that_never_ends_fails_the_cycle_instead_of_looping() {
 
 /// 403 REQUEST_LIMIT_EXCEEDED on describe is the API budget, like the same answer to an upsert:
 /// the cycle is `skipped` (`api_budget`), not `failed`.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_request_limit_on_describe_skips_the_cycle() {
-    let world = world().await;
+async fn a_request_limit_on_describe_skips_the_cycle(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     world.cxone.seed(5);
     world.salesforce.fail_next(
         "describe",
@@ -314,10 +353,13 @@ async fn a_request_limit_on_describe_skips_the_cycle() {
 
 /// A local run killed mid-cycle leaves its lease; `invoke --take-over-lease` takes it over at
 /// once (a plain run still skips), and the scheduled path never does.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn invoke_can_take_over_a_stale_lease_explicitly() {
+async fn invoke_can_take_over_a_stale_lease_explicitly(#[case] api: CxoneApi) {
     use disposition_sync::watermark::{DynamoDbStateStore, Lease, StateStore, SyncState};
-    let world = world().await;
+    let world = world_for(api).await;
     world.cxone.seed(5);
     let store = DynamoDbStateStore::new(
         aws_sdk_dynamodb::Client::new(&world.sdk),
@@ -372,9 +414,12 @@ async fn a_missing_aws_region_is_named() {
 /// Collection results out of request order are a failed call, never a success of the wrong
 /// record: an update whose result names another record than the one the query read is not
 /// counted as written, and the watermark does not pass it.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn results_out_of_order_are_a_failed_call() {
-    let world = world().await;
+async fn results_out_of_order_are_a_failed_call(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(10);
     sync(&world, false, &[]).await;
     for id in &ids[2..6] {
@@ -403,52 +448,64 @@ async fn results_out_of_order_are_a_failed_call() {
     }
 }
 
-/// Polls `condition` every 5 ms; panics after 20 s so that a broken test cannot hang.
-async fn wait_for(what: &str, condition: impl Fn() -> bool) {
-    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while !condition() {
-        assert!(
-            std::time::Instant::now() < give_up,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
-}
+/// Page size for the page-boundary tests: 250 codes make three pages in either API.
+const PAGE_SIZE: &str = "100";
 
-/// Runs a cycle and, while it waits for page 2, renames a code that page 1 returned: the code
-/// moves to the end of the listing and the row behind its old place slips past the page
-/// boundary. Returns the cycle's response.
+/// Runs a cycle of pages of [`PAGE_SIZE`] and, once page 1 has been served and before page 2
+/// is, renames `moved`, a code page 1 returned: the code moves to the end of the listing (both
+/// APIs order by modification time) and the row behind its old place slips past the page
+/// boundary. Returns the cycle's response, after checking that the edit landed mid-listing.
 async fn sync_with_an_edit_between_pages(
     world: &disposition_sim::world::LocalWorld,
+    api: CxoneApi,
     moved: &str,
-    full: bool,
 ) -> serde_json::Value {
-    world
-        .cxone
-        .set_latency("list", std::time::Duration::from_millis(300));
-    let before = world.cxone.log().count("list");
-    let cycle = invoke_with(world, json!({"action": "sync", "full": full}), &[], &[]);
-    let edit = async {
-        wait_for("the request for page 2", || {
-            world.cxone.log().count("list") >= before + 2
-        })
-        .await;
-        world.cxone.rename(moved, "Renamed while the cycle paged");
-    };
-    let ((ok, run, output), ()) = tokio::join!(cycle, edit);
-    world.cxone.set_latency("list", std::time::Duration::ZERO);
+    let list = endpoints(api).list;
+    let before = world.cxone.log().count(list);
+    let edited = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(usize::MAX));
+    {
+        let (edited, moved) = (edited.clone(), moved.to_owned());
+        world.cxone.after_list_pages(1, move |cxone| {
+            edited.store(cxone.log().count(list), std::sync::atomic::Ordering::SeqCst);
+            cxone.rename(&moved, "Renamed while the cycle paged");
+        });
+    }
+    let (ok, run, output) = invoke_with(
+        world,
+        json!({"action": "sync"}),
+        &[("CXONE_PAGE_SIZE", PAGE_SIZE)],
+        &[],
+    )
+    .await;
     assert!(ok, "{output}");
+    let pages = world.cxone.log().count(list) - before;
+    assert!(
+        pages >= 3,
+        "the cycle read {pages} pages, not three or more"
+    );
+    assert_eq!(
+        edited.load(std::sync::atomic::Ordering::SeqCst),
+        before + 1,
+        "the edit did not land right after page 1"
+    );
     run
 }
 
-/// The guide's API, first full snapshot: a code edited between two page requests does not lose
+/// A first full snapshot over either API: a code edited between two page requests does not lose
 /// the code that slipped past the boundary, in this cycle or after the next.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn an_edit_between_page_requests_loses_nothing_in_a_full_snapshot() {
-    let world = world().await;
+async fn an_edit_between_page_requests_loses_nothing_in_a_full_snapshot(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(250);
-    let run = sync_with_an_edit_between_pages(&world, &ids[10], false).await;
-    assert_eq!(run["status"], "ok", "{run}");
+    let run = sync_with_an_edit_between_pages(&world, api, &ids[10]).await;
+    assert_eq!(
+        (run["status"].as_str(), run["mode"].as_str()),
+        (Some("ok"), Some("full")),
+        "{run}"
+    );
     assert_eq!(
         world.salesforce.records().len(),
         250,
@@ -457,19 +514,30 @@ async fn an_edit_between_page_requests_loses_nothing_in_a_full_snapshot() {
     // No overlap: only the watermark protects the next delta.
     sync(&world, false, &[("OVERLAP_SECONDS", "0")]).await;
     crate::harness::assert_mirrored(&world);
+    assert_eq!(
+        world.salesforce.record(&ids[10]).unwrap().fields["Name"],
+        "Renamed while the cycle paged"
+    );
 }
 
-/// The guide's API, a delta: the same edit while a delta pages loses nothing either.
+/// A delta over either API: the same edit while a delta pages loses nothing either.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn an_edit_between_page_requests_loses_nothing_in_a_delta() {
-    let world = world().await;
+async fn an_edit_between_page_requests_loses_nothing_in_a_delta(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(250);
     sync(&world, false, &[]).await;
-    // A delta of 250 changed codes: three pages.
+    // A delta of 250 changed codes: three pages. Both fields become Description__c.
+    let description = match api {
+        CxoneApi::Guide => "description",
+        CxoneApi::Admin => "notes",
+    };
     for id in &ids {
-        world.cxone.set_field(id, "description", json!("changed"));
+        world.cxone.set_field(id, description, json!("changed"));
     }
-    let run = sync_with_an_edit_between_pages(&world, &ids[10], false).await;
+    let run = sync_with_an_edit_between_pages(&world, api, &ids[10]).await;
     assert_eq!(
         (run["status"].as_str(), run["mode"].as_str()),
         (Some("ok"), Some("delta")),
@@ -485,10 +553,29 @@ async fn an_edit_between_page_requests_loses_nothing_in_a_delta() {
     sync(&world, false, &[("OVERLAP_SECONDS", "0")]).await;
     crate::harness::assert_mirrored(&world);
     assert!(ids.iter().all(changed));
+    assert_eq!(
+        world.salesforce.record(&ids[10]).unwrap().fields["Name"],
+        "Renamed while the cycle paged"
+    );
 }
 
-/// A listing that is not there (a wrong base path answering 404) is a configuration error that
-/// names the URL, not a quiet `ok` with nothing fetched.
+/// Runs a cycle with `overrides` pointing the listing at a wrong path, and checks that it fails
+/// as a configuration error naming the URL, not a quiet `ok` with nothing fetched.
+async fn a_missing_listing_fails_naming_the_url(
+    world: &disposition_sim::world::LocalWorld,
+    overrides: &[(&str, &str)],
+) {
+    let run = sync(world, false, overrides).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    let reason = run["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("no dispositions listing") && reason.contains("wrong-prefix"),
+        "{run}"
+    );
+}
+
+/// The guide's API: a listing that is not there (a wrong base path answering 404) is a
+/// configuration error that names the URL.
 #[tokio::test]
 async fn a_missing_listing_fails_the_cycle_naming_the_url() {
     let world = world().await;
@@ -501,33 +588,34 @@ async fn a_missing_listing_fails_the_cycle_naming_the_url() {
         .expect("the guide world has a base URL");
     let wrong = format!("{}/wrong-prefix", base.trim_end_matches('/'));
     let token = format!("{}/oauth/token", base.trim_end_matches('/'));
-    let run = sync(
+    a_missing_listing_fails_naming_the_url(
         &world,
-        false,
         &[("CXONE_BASE_URL", &wrong), ("CXONE_TOKEN_URL", &token)],
     )
     .await;
-    assert_eq!(run["status"], "failed", "{run}");
-    let reason = run["reason"].as_str().unwrap();
-    assert!(
-        reason.contains("no dispositions listing") && reason.contains("wrong-prefix"),
-        "{run}"
-    );
 }
 
-/// A record that stays malformed is dead-lettered once, not on every cycle: with a readable id
-/// and time, and without (remembered by a fingerprint of what CXone sent).
+/// The Admin API: an API endpoint override whose listing is not there (404 under a wrong path)
+/// is the same configuration error, naming the URL.
 #[tokio::test]
-async fn a_record_that_stays_malformed_is_dead_lettered_once() {
-    let world = world().await;
+async fn a_missing_admin_listing_fails_the_cycle_naming_the_url() {
+    let world = world_for(CxoneApi::Admin).await;
+    world.cxone.seed(5);
+    let wrong = format!("{}/wrong-prefix", world.cxone.admin_url());
+    a_missing_listing_fails_naming_the_url(&world, &[("CXONE_API_ENDPOINT", &wrong)]).await;
+}
+
+/// Seeds three codes beside `malformed` (one with a readable id and time but a wrong type, one
+/// without an id), and checks that the two are dead-lettered by the first cycle and never again.
+async fn a_malformed_record_is_dead_lettered_once(
+    api: CxoneApi,
+    malformed: [serde_json::Value; 2],
+) {
+    let world = world_for(api).await;
     world.cxone.seed(3);
-    let fresh = format_ts(chrono::Utc::now());
-    world.cxone.insert_raw(
-        json!({"id": "bad-type", "name": 42, "is_active": true, "last_modified_date": fresh}),
-    );
-    world
-        .cxone
-        .insert_raw(json!({"name": "No id", "is_active": true, "last_modified_date": fresh}));
+    for raw in malformed {
+        world.cxone.insert_raw(raw);
+    }
 
     let first = sync(&world, false, &[]).await;
     assert_eq!(first["dead_lettered"], 2, "{first}");
@@ -536,4 +624,35 @@ async fn a_record_that_stays_malformed_is_dead_lettered_once() {
         assert_eq!(again["dead_lettered"], 0, "{again}");
     }
     assert_eq!(crate::harness::dead_letters(&world).await.len(), 2);
+}
+
+/// A guide record that stays malformed is dead-lettered once, not on every cycle: with a
+/// readable id and time, and without (remembered by a fingerprint of what CXone sent).
+#[tokio::test]
+async fn a_record_that_stays_malformed_is_dead_lettered_once() {
+    let fresh = format_ts(chrono::Utc::now());
+    a_malformed_record_is_dead_lettered_once(
+        CxoneApi::Guide,
+        [
+            json!({"id": "bad-type", "name": 42, "is_active": true, "last_modified_date": fresh}),
+            json!({"name": "No id", "is_active": true, "last_modified_date": fresh}),
+        ],
+    )
+    .await;
+}
+
+/// The same over the Admin API, with camelCase records: a numeric `dispositionName` under a
+/// readable `dispositionId` and `lastUpdated`, and a record without a `dispositionId`.
+#[tokio::test]
+async fn an_admin_record_that_stays_malformed_is_dead_lettered_once() {
+    let fresh = format_ts(chrono::Utc::now());
+    a_malformed_record_is_dead_lettered_once(
+        CxoneApi::Admin,
+        [
+            json!({"dispositionId": 7001, "dispositionName": 42, "isActive": true,
+                "lastUpdated": fresh}),
+            json!({"dispositionName": "No id", "isActive": true, "lastUpdated": fresh}),
+        ],
+    )
+    .await;
 }
