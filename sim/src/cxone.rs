@@ -463,6 +463,12 @@ impl CxoneTenant {
         lock(&self.shared.tokens).issued()
     }
 
+    /// Every refresh token the Admin API's token endpoint issued so far, in no particular order:
+    /// as secret as an access token, so tests look for them in what the client logged too.
+    pub fn issued_refresh_tokens(&self) -> Vec<String> {
+        lock(&self.shared.tokens).issued_refresh()
+    }
+
     /// Expires every access token issued so far: the next API call with one gets 401.
     pub fn expire_tokens(&self) {
         lock(&self.shared.tokens).expire_all();

@@ -45,6 +45,11 @@ impl Tokens {
         self.access.keys().cloned().collect()
     }
 
+    /// Every refresh token issued so far, expired ones included.
+    pub fn issued_refresh(&self) -> Vec<String> {
+        self.refresh.keys().cloned().collect()
+    }
+
     /// Expires every access token issued so far. Refresh tokens stay valid: a client that
     /// answers a 401 by refreshing should succeed.
     pub fn expire_all(&mut self) {
