@@ -4,11 +4,12 @@
 //! any secret or token from the logs and the dead letters.
 
 use crate::harness::{Run, dead_letters, invoke};
-use crate::support::world;
+use crate::support::{endpoints, world_for};
 use chrono::{DateTime, Duration, Utc};
-use disposition_sim::cxone::{CxoneConfig, Fault};
+use disposition_sim::cxone::{CxoneApi, CxoneConfig, Fault};
 use disposition_sim::salesforce::SalesforceConfig;
 use disposition_sim::world::{LocalWorld, queue_bodies};
+use rstest::rstest;
 use serde_json::{Value, json};
 use std::path::Path;
 
@@ -215,16 +216,23 @@ fn alarmed_metrics() -> Vec<String> {
 /// counts, retries, throttling, requests, API usage percent, duration, watermark lag (an hour
 /// for backdated codes, about zero after fresh edits) and the outcome flags, under the namespace
 /// and service the environment names and with every metric an alarm reads.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn each_cycle_emits_one_metrics_line_that_matches_its_report() {
-    let world = world().await;
+async fn each_cycle_emits_one_metrics_line_that_matches_its_report(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(20);
     let an_hour_ago = Utc::now() - Duration::hours(1);
+    let modified_field = match api {
+        CxoneApi::Guide => "last_modified_date",
+        CxoneApi::Admin => "lastUpdated",
+    };
     for (i, id) in ids.iter().enumerate() {
         let at = an_hour_ago + Duration::milliseconds(i as i64);
         world.cxone.set_field(
             id,
-            "last_modified_date",
+            modified_field,
             json!(disposition_sync::domain::format_ts(at)),
         );
     }
@@ -271,7 +279,7 @@ async fn each_cycle_emits_one_metrics_line_that_matches_its_report() {
         Some(1),
     );
     world.cxone.inject(
-        "list",
+        endpoints(api).list,
         Fault {
             status: 429,
             retry_after: Some(1),
@@ -309,9 +317,12 @@ async fn each_cycle_emits_one_metrics_line_that_matches_its_report() {
 /// The outcome flags through the binary: a cycle skipped for the Salesforce API budget sets only
 /// `CycleSkippedBudget`; a cycle that fails on CXone sets only `CycleFailed`, and leaves out the
 /// API usage and watermark lag it never learnt, under the default namespace and service.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn skipped_and_failed_cycles_raise_their_own_flags() {
-    let world = world().await;
+async fn skipped_and_failed_cycles_raise_their_own_flags(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     world.cxone.seed(5);
     world.salesforce.set_api_usage(95_000, 100_000);
     let (skipped, emf) = sync_checked(&world, false, &[]).await;
@@ -323,7 +334,7 @@ async fn skipped_and_failed_cycles_raise_their_own_flags() {
 
     world.salesforce.set_api_usage(0, 100_000);
     world.cxone.inject(
-        "list",
+        endpoints(api).list,
         Fault {
             status: 503,
             times: 50,
@@ -347,9 +358,12 @@ async fn skipped_and_failed_cycles_raise_their_own_flags() {
 /// Every log line is JSON and sits in the invocation's span, which carries the request id (the
 /// same one the metrics line names) and the sync id; the cycle's lines also sit in the `cycle`
 /// span, and the cycle id in the logs is the one in the response.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn every_log_line_names_its_invocation_and_cycle() {
-    let world = world().await;
+async fn every_log_line_names_its_invocation_and_cycle(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     world.cxone.seed(3);
     let run = invoke(&world, &json!({"action": "sync"}), &[]).await;
     assert!(run.success, "{}\n{}", run.response, run.stderr);
@@ -409,17 +423,29 @@ async fn every_log_line_names_its_invocation_and_cycle() {
 /// client secrets and AWS credentials at the most verbose log level (dependencies included),
 /// leaves no secret, AWS credential or access token the simulators issued in stdout (the
 /// response), stderr or any DLQ message.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn no_secret_or_token_reaches_the_logs_or_the_dead_letters() {
+async fn no_secret_or_token_reaches_the_logs_or_the_dead_letters(#[case] api: CxoneApi) {
     let canary =
         |platform: &str| format!("{platform}-canary-secret-{}", uuid::Uuid::new_v4().simple());
     let (cxone_secret, salesforce_secret) = (canary("cxone"), canary("salesforce"));
+    // The Admin API user's access key secret, with the characters real ones have that form
+    // encoding changes: found encoded or not, its canary part gives it away.
+    let access_key = canary("access-key");
+    let cxone = CxoneConfig {
+        client_secret: cxone_secret.clone(),
+        access_key_secret: format!("{access_key}+/=="),
+        ..CxoneConfig::for_api(api)
+    };
+    let basic = base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        format!("{}:{}", cxone.client_id, cxone.client_secret),
+    );
     let world = LocalWorld::start_with(
-        &format!("obs{}", std::process::id()),
-        CxoneConfig {
-            client_secret: cxone_secret.clone(),
-            ..CxoneConfig::default()
-        },
+        &format!("obs{}-{}", std::process::id(), api.as_str()),
+        cxone,
         SalesforceConfig {
             client_secret: salesforce_secret.clone(),
             ..SalesforceConfig::default()
@@ -436,7 +462,7 @@ async fn no_secret_or_token_reaches_the_logs_or_the_dead_letters() {
     );
     // Both clients must fetch a second token in the middle of the cycle.
     world.cxone.inject(
-        "list",
+        endpoints(api).list,
         Fault {
             status: 401,
             times: 1,
@@ -476,6 +502,17 @@ async fn no_secret_or_token_reaches_the_logs_or_the_dead_letters() {
         "each client should have fetched two tokens"
     );
     needles.extend(cxone_tokens);
+    // The client's HTTP Basic credentials, should a header be logged.
+    needles.push(basic);
+    if api == CxoneApi::Admin {
+        let refresh_tokens = world.cxone.issued_refresh_tokens();
+        assert!(
+            refresh_tokens.len() >= 2,
+            "each password grant should have come with a refresh token"
+        );
+        needles.extend(refresh_tokens);
+        needles.push(access_key);
+    }
     needles.extend(salesforce_tokens);
     let mut haystacks = vec![
         ("stdout", run.response.to_string()),
