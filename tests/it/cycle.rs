@@ -2,7 +2,7 @@
 //! and the watermark rule.
 
 use crate::harness::{assert_mirrored, dead_letters, invoke, newest_cxone_timestamp, state, sync};
-use crate::support::world_for;
+use crate::support::{endpoints, world_for};
 use disposition_sim::cxone::CxoneApi;
 use rstest::rstest;
 use serde_json::json;
@@ -350,8 +350,9 @@ async fn malformed_admin_records_are_dead_lettered_and_the_rest_synced() {
     .await;
 }
 
-/// Every file in `events/` runs through the `invoke` command and gets the response its trigger
-/// promises; a new file must be added here (only `env.json`, SAM's variables, is not an event).
+/// Every file in `events/` runs through the `invoke` command over either API and gets the
+/// response its trigger promises (the SQS sample's UUID ids are asked of the guide's API only);
+/// a new file must be added here (only `env.json`, SAM's variables, is not an event).
 #[rstest]
 #[case::guide(CxoneApi::Guide)]
 #[case::admin(CxoneApi::Admin)]
@@ -371,6 +372,7 @@ async fn the_invoke_command_runs_every_event_file(#[case] api: CxoneApi) {
         let event: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(format!("{dir}/{file}")).unwrap())
                 .unwrap();
+        let gets_before = world.cxone.log().count(endpoints(api).get);
         let run = invoke(&world, &event, &[]).await;
         assert!(run.success, "{file}: {}", run.response);
         let r = &run.response;
@@ -395,7 +397,17 @@ async fn the_invoke_command_runs_every_event_file(#[case] api: CxoneApi) {
             ),
             "redrive.json" => assert_eq!((status, mode), (Some("ok"), Some("redrive")), "{r}"),
             // Its two letters name codes this CXone does not have: superseded, none kept.
-            "sqs-redrive.json" => assert_eq!(r["batchItemFailures"], json!([]), "{r}"),
+            "sqs-redrive.json" => {
+                assert_eq!(r["batchItemFailures"], json!([]), "{r}");
+                // The guide's API is asked about each; the Admin API's ids are integers, so
+                // these UUIDs cannot name one of its codes and are never sent.
+                let asked = world.cxone.log().count(endpoints(api).get) - gets_before;
+                let expected = match api {
+                    CxoneApi::Guide => 2,
+                    CxoneApi::Admin => 0,
+                };
+                assert_eq!(asked, expected, "by-id reads for the two letters");
+            }
             other => panic!("events/{other} is not covered by this test: add it"),
         }
     }

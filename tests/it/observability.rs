@@ -501,6 +501,10 @@ async fn no_secret_or_token_reaches_the_logs_or_the_dead_letters(#[case] api: Cx
         cxone_tokens.len() >= 2 && salesforce_tokens.len() >= 2,
         "each client should have fetched two tokens"
     );
+    assert!(
+        world.cxone.log().count(endpoints(api).token) >= 2,
+        "CXone's token endpoint should have been asked twice"
+    );
     needles.extend(cxone_tokens);
     // The client's HTTP Basic credentials, should a header be logged.
     needles.push(basic);
