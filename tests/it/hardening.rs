@@ -656,3 +656,52 @@ async fn an_admin_record_that_stays_malformed_is_dead_lettered_once() {
     )
     .await;
 }
+
+/// A listing that keeps moving through every pass (an edit between page requests each time):
+/// the cycle still writes what it read, but holds its watermark and says so
+/// (`listing_changed`); the next cycle, with the listing still, finishes the job.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
+#[tokio::test]
+async fn a_listing_that_keeps_moving_holds_the_watermark(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
+    let ids = world.cxone.seed(250);
+    sync(&world, false, &[]).await;
+    for id in &ids {
+        world
+            .cxone
+            .set_field(id, description_field(api), json!("changed"));
+    }
+    // Three pages a pass, three passes: an edit after the first page of each.
+    for (page, moved) in [(1, 10), (4, 20), (7, 30)] {
+        let moved = ids[moved].clone();
+        world.cxone.after_list_pages(page, move |cxone| {
+            cxone.rename(&moved, "Renamed while the cycle paged")
+        });
+    }
+    let before = state(&world).await.watermark;
+    let (ok, run, output) = invoke_with(
+        &world,
+        json!({"action": "sync"}),
+        &[("CXONE_PAGE_SIZE", PAGE_SIZE)],
+        &[],
+    )
+    .await;
+    assert!(ok, "{output}");
+    assert_eq!(run["listing_changed"], true, "{run}");
+    assert_eq!(state(&world).await.watermark, before, "{run}");
+
+    let next = sync(&world, false, &[("CXONE_PAGE_SIZE", PAGE_SIZE)]).await;
+    assert_eq!(next["status"], "ok", "{next}");
+    assert!(next.get("listing_changed").is_none(), "{next}");
+    crate::harness::assert_mirrored(&world);
+}
+
+/// The field that holds a code's description in `api`'s records.
+fn description_field(api: CxoneApi) -> &'static str {
+    match api {
+        CxoneApi::Guide => "description",
+        CxoneApi::Admin => "notes",
+    }
+}
