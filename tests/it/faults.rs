@@ -5,10 +5,11 @@
 
 use crate::harness::{assert_mirrored, dead_letters, state, sync};
 use crate::kill::{finish, start_sync};
-use crate::support::world;
+use crate::support::{endpoints, world_for};
 use chrono::{DateTime, Utc};
-use disposition_sim::cxone::Fault;
+use disposition_sim::cxone::{CxoneApi, Fault};
 use disposition_sim::world::LocalWorld;
+use rstest::rstest;
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -16,25 +17,45 @@ use std::time::{Duration, Instant};
 /// Five CXone pages at the default page size of 100, the last one short.
 const FIVE_PAGES: usize = 450;
 
-/// The page numbers of every CXone list request, in the order they arrived.
-fn pages_requested(world: &LocalWorld) -> Vec<u32> {
+/// The page numbers (from 1) of every CXone list request, in the order they arrived: the
+/// guide's `page`, or the Admin API's `skip / top + 1`.
+fn pages_requested(world: &LocalWorld) -> Vec<u64> {
+    let api = world.cxone.api();
     world
         .cxone
         .log()
         .requests()
         .iter()
-        .filter(|r| r.endpoint == "list")
-        .map(|r| {
-            let url = url::Url::parse(&format!("http://sim{}", r.uri)).unwrap();
-            let page = url
-                .query_pairs()
-                .find(|(k, _)| k == "page")
-                .map(|(_, v)| v.into_owned());
-            page.expect("every list request names its page")
-                .parse()
-                .unwrap()
-        })
+        .filter(|r| r.endpoint == endpoints(api).list)
+        .map(|r| page_of(api, &r.uri))
         .collect()
+}
+
+/// The page a list request asks for. An Admin `skip` that is not a whole number of pages
+/// fails the test: no cycle here should ever ask for one.
+fn page_of(api: CxoneApi, uri: &str) -> u64 {
+    let url = url::Url::parse(&format!("http://sim{uri}")).unwrap();
+    let param = |name: &str| -> u64 {
+        let value = url
+            .query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_else(|| panic!("the list request {uri} names no {name}"));
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("the list request {uri} has {name}={value}"))
+    };
+    match api {
+        CxoneApi::Guide => param("page"),
+        CxoneApi::Admin => {
+            let (skip, top) = (param("skip"), param("top"));
+            assert!(
+                top > 0 && skip % top == 0,
+                "the list request {uri} starts mid-page"
+            );
+            skip / top + 1
+        }
+    }
 }
 
 /// The external IDs of every record sent in an upsert request, in order, repeats included.
@@ -74,12 +95,13 @@ fn assert_sent_once_each(world: &LocalWorld, ids: &[String]) {
     );
 }
 
-/// The `last_modified_date` of one CXone code.
+/// The modification time of one CXone code, in either API.
 fn modified_at(world: &LocalWorld, id: &str) -> DateTime<Utc> {
-    let record = world.cxone.get(id).unwrap();
-    DateTime::parse_from_rfc3339(record["last_modified_date"].as_str().unwrap())
-        .unwrap()
-        .to_utc()
+    world
+        .cxone
+        .code(id)
+        .unwrap_or_else(|| panic!("no CXone code {id}"))
+        .last_modified
 }
 
 /// Polls `condition` every 5 ms; panics after 20 s so that a broken test cannot hang.
@@ -111,15 +133,22 @@ fn sf_error(code: &str, message: &str) -> Value {
 
 /// A CXone token that expires while the cycle pages through CXone is refreshed once; the page
 /// that got the 401 is asked again and no page is skipped or written twice.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_cxone_token_expiring_mid_cycle_is_refreshed_once_and_no_page_is_lost() {
-    let world = world().await;
+async fn a_cxone_token_expiring_mid_cycle_is_refreshed_once_and_no_page_is_lost(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(FIVE_PAGES);
     // Page 2 sits in the simulator's latency long enough for its token to expire under it.
-    world.cxone.set_latency("list", Duration::from_millis(150));
+    world
+        .cxone
+        .set_latency(endpoints(api).list, Duration::from_millis(150));
     let expire = async {
         wait_for("the request for page 2", || {
-            world.cxone.log().count("list") >= 2
+            world.cxone.log().count(endpoints(api).list) >= 2
         })
         .await;
         world.cxone.expire_tokens();
@@ -137,7 +166,7 @@ async fn a_cxone_token_expiring_mid_cycle_is_refreshed_once_and_no_page_is_lost(
     distinct.dedup();
     assert_eq!(distinct, [1, 2, 3, 4, 5]);
     assert_eq!(
-        world.cxone.log().count("token"),
+        world.cxone.log().count(endpoints(api).token),
         2,
         "one token, then exactly one refresh"
     );
@@ -148,9 +177,14 @@ async fn a_cxone_token_expiring_mid_cycle_is_refreshed_once_and_no_page_is_lost(
 
 /// A Salesforce session that expires between two batches is refreshed once; the refused batch
 /// is sent again and every record is created exactly once.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_salesforce_session_expiring_mid_cycle_is_refreshed_once_and_no_batch_is_lost() {
-    let world = world().await;
+async fn a_salesforce_session_expiring_mid_cycle_is_refreshed_once_and_no_batch_is_lost(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     world.cxone.seed(FIVE_PAGES);
     world
         .salesforce
@@ -185,12 +219,15 @@ async fn a_salesforce_session_expiring_mid_cycle_is_refreshed_once_and_no_batch_
 
 /// A single 401 on a request, on either platform, costs exactly one token request and one
 /// repeat of that request.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_401_on_a_request_refreshes_once_and_retries_once() {
-    let world = world().await;
+async fn a_401_on_a_request_refreshes_once_and_retries_once(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     world.cxone.seed(FIVE_PAGES);
     world.cxone.inject(
-        "list",
+        endpoints(api).list,
         Fault {
             status: 401,
             skip: 1,
@@ -208,7 +245,7 @@ async fn a_401_on_a_request_refreshes_once_and_retries_once() {
     let run = sync(&world, false, &[]).await;
     assert_eq!(run["status"], "ok", "{run}");
     assert_eq!(pages_requested(&world), [1, 2, 2, 3, 4, 5]);
-    assert_eq!(world.cxone.log().count("token"), 2);
+    assert_eq!(world.cxone.log().count(endpoints(api).token), 2);
     assert_eq!(world.salesforce.log().count("token"), 2);
     // Three batches of at most 200, the first one twice.
     assert_eq!(world.salesforce.log().count("upsert"), 4);
@@ -219,10 +256,14 @@ async fn a_401_on_a_request_refreshes_once_and_retries_once() {
 /// A Salesforce 401 that persists after the refresh fails the cycle with `auth_unavailable`
 /// after one more try on freshly read credentials: the watermark does not move, the lease is
 /// released, and the next cycle writes what was missed.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_salesforce_401_that_survives_the_refresh_fails_with_auth_unavailable_and_keeps_the_watermark()
- {
-    let world = world().await;
+async fn a_salesforce_401_that_survives_the_refresh_fails_with_auth_unavailable_and_keeps_the_watermark(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(20);
     sync(&world, false, &[]).await;
     let watermark = state(&world).await.watermark;
@@ -270,12 +311,17 @@ async fn a_salesforce_401_that_survives_the_refresh_fails_with_auth_unavailable_
 /// A CXone 401 that persists after the refresh is an authentication failure: the handler
 /// re-reads the credentials and runs the cycle once more, which succeeds once CXone accepts
 /// tokens again.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_cxone_401_that_survives_the_refresh_is_retried_on_freshly_read_credentials() {
-    let world = world().await;
+async fn a_cxone_401_that_survives_the_refresh_is_retried_on_freshly_read_credentials(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(20);
     world.cxone.inject(
-        "list",
+        endpoints(api).list,
         Fault {
             status: 401,
             times: 2,
@@ -287,18 +333,21 @@ async fn a_cxone_401_that_survives_the_refresh_is_retried_on_freshly_read_creden
     assert_eq!(run["status"], "ok", "{run}");
     assert_eq!(pages_requested(&world), [1, 1, 1]);
     // The first attempt's token and refresh, then the retry's own token.
-    assert_eq!(world.cxone.log().count("token"), 3);
+    assert_eq!(world.cxone.log().count(endpoints(api).token), 3);
     assert_sent_once_each(&world, &ids);
 }
 
 /// Token endpoints that fail once (503 on CXone, a reset on Salesforce) are tried again: the
 /// cycle completes, even with the production minimum poll interval in force.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn token_endpoints_down_for_one_try_are_survived() {
-    let world = world().await;
+async fn token_endpoints_down_for_one_try_are_survived(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(30);
     world.cxone.inject(
-        "token",
+        endpoints(api).token,
         Fault {
             status: 503,
             times: 1,
@@ -309,7 +358,7 @@ async fn token_endpoints_down_for_one_try_are_survived() {
 
     let run = sync(&world, false, &[("MIN_POLL_INTERVAL_SECONDS", "30")]).await;
     assert_eq!(run["status"], "ok", "{run}");
-    assert_eq!(world.cxone.log().count("token"), 2);
+    assert_eq!(world.cxone.log().count(endpoints(api).token), 2);
     assert_eq!(world.salesforce.log().count("token"), 2);
     assert_sent_once_each(&world, &ids);
     assert_mirrored(&world);
@@ -318,9 +367,12 @@ async fn token_endpoints_down_for_one_try_are_survived() {
 /// Credentials refused once (as after a rotation) make the handler re-read the secret and run
 /// the cycle once more, which succeeds. With the production minimum poll interval in force,
 /// that second run must still happen rather than be skipped as too soon.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn refused_credentials_are_reread_and_the_cycle_tried_once_more() {
-    let world = world().await;
+async fn refused_credentials_are_reread_and_the_cycle_tried_once_more(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(30);
     let refused =
         json!({"error": "invalid_client", "error_description": "invalid client credentials"});
@@ -338,9 +390,14 @@ async fn refused_credentials_are_reread_and_the_cycle_tried_once_more() {
 
 /// Credentials that stay refused: one more try on re-read credentials, then `failed` with
 /// `auth_unavailable`, nothing written, the watermark untouched and the lease released.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn credentials_that_stay_refused_fail_with_auth_unavailable_and_keep_the_watermark() {
-    let world = world().await;
+async fn credentials_that_stay_refused_fail_with_auth_unavailable_and_keep_the_watermark(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(10);
     sync(&world, false, &[]).await;
     let before = state(&world).await;
@@ -370,11 +427,11 @@ async fn credentials_that_stay_refused_fail_with_auth_unavailable_and_keep_the_w
 
 /// Runs a cycle over five pages with a 429 on page 3 and checks that the cycle waited
 /// `expected_wait`, fetched every page, asked page 3 twice and wrote every record once.
-async fn throttled_on_page_3(retry_after: Option<u64>, expected_wait: Duration) {
-    let world = world().await;
+async fn throttled_on_page_3(api: CxoneApi, retry_after: Option<u64>, expected_wait: Duration) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(FIVE_PAGES);
     world.cxone.inject(
-        "list",
+        endpoints(api).list,
         Fault {
             status: 429,
             retry_after,
@@ -402,16 +459,26 @@ async fn throttled_on_page_3(retry_after: Option<u64>, expected_wait: Duration) 
 }
 
 /// A 429 with `Retry-After: 1` on page 3 of 5: the cycle waits one second and asks again.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_cxone_429_with_retry_after_on_page_3_of_5_fetches_every_page_and_writes_each_once() {
-    throttled_on_page_3(Some(1), Duration::from_secs(1)).await;
+async fn a_cxone_429_with_retry_after_on_page_3_of_5_fetches_every_page_and_writes_each_once(
+    #[case] api: CxoneApi,
+) {
+    throttled_on_page_3(api, Some(1), Duration::from_secs(1)).await;
 }
 
 /// A 429 without `Retry-After` on page 3 of 5: the cycle waits
 /// CXONE_RETRY_AFTER_DEFAULT_SECONDS and asks again.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_cxone_429_without_retry_after_on_page_3_of_5_fetches_every_page_and_writes_each_once() {
-    throttled_on_page_3(None, Duration::from_secs(1)).await;
+async fn a_cxone_429_without_retry_after_on_page_3_of_5_fetches_every_page_and_writes_each_once(
+    #[case] api: CxoneApi,
+) {
+    throttled_on_page_3(api, None, Duration::from_secs(1)).await;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -419,9 +486,14 @@ async fn a_cxone_429_without_retry_after_on_page_3_of_5_fetches_every_page_and_w
 
 /// A 503 on one batch: that batch is retried after the others, and every record ends up
 /// created exactly once.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_salesforce_503_on_a_batch_is_retried_and_nothing_is_written_twice() {
-    let world = world().await;
+async fn a_salesforce_503_on_a_batch_is_retried_and_nothing_is_written_twice(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     world.cxone.seed(FIVE_PAGES);
     world.salesforce.fail_next(
         "upsert",
@@ -449,9 +521,12 @@ async fn a_salesforce_503_on_a_batch_is_retried_and_nothing_is_written_twice() {
 
 /// An upsert that times out after Salesforce applied it is sent again: the records are
 /// updated, not duplicated, and the cycle completes.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_salesforce_timeout_is_retried_without_duplicating_records() {
-    let world = world().await;
+async fn a_salesforce_timeout_is_retried_without_duplicating_records(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     world.cxone.seed(100);
     // Only the first upsert is slow: the simulator applies it, then answers after the timeout.
     world
@@ -486,9 +561,12 @@ async fn a_salesforce_timeout_is_retried_without_duplicating_records() {
 
 /// Connection resets with no answer, on an upsert and on the describe and query calls of a
 /// full cycle, are retried: the cycle completes and writes every record once.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn salesforce_connection_resets_are_retried() {
-    let world = world().await;
+async fn salesforce_connection_resets_are_retried(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(120);
     world.salesforce.reset_next("upsert", 1);
     world.salesforce.reset_next("describe", 1);
@@ -515,9 +593,12 @@ async fn salesforce_connection_resets_are_retried() {
 
 /// `UNABLE_TO_LOCK_ROW` on some records: only those records are retried, until they are
 /// written; nothing is dead-lettered.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn unable_to_lock_row_on_some_records_is_retried_until_written() {
-    let world = world().await;
+async fn unable_to_lock_row_on_some_records_is_retried_until_written(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(60);
     let locked = "unable to obtain exclusive access to this record";
     for id in [&ids[5], &ids[17], &ids[42]] {
@@ -546,9 +627,14 @@ async fn unable_to_lock_row_on_some_records_is_retried_until_written() {
 /// reports `skipped` with `api_budget` and the usage, and checkpoints exactly what it wrote.
 /// While usage stays high the next cycle sends nothing; once it drops, a cycle writes the rest
 /// and nothing twice.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn crossing_the_api_budget_mid_cycle_checkpoints_honestly_and_the_next_cycle_recovers() {
-    let world = world().await;
+async fn crossing_the_api_budget_mid_cycle_checkpoints_honestly_and_the_next_cycle_recovers(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(FIVE_PAGES);
     let env = [
         ("SF_BATCH_SIZE", "50"),
@@ -598,9 +684,12 @@ async fn crossing_the_api_budget_mid_cycle_checkpoints_honestly_and_the_next_cyc
 /// A 403 `REQUEST_LIMIT_EXCEEDED` after the first batch stops the cycle (`skipped`,
 /// `api_budget`): no batch is sent after it, what was written is checkpointed, and the next
 /// cycle writes the rest.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn request_limit_exceeded_stops_the_cycle_and_the_next_one_recovers() {
-    let world = world().await;
+async fn request_limit_exceeded_stops_the_cycle_and_the_next_one_recovers(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(200);
     let env = [("SF_BATCH_SIZE", "50"), ("SF_MAX_IN_FLIGHT", "1")];
     world
@@ -651,12 +740,17 @@ async fn request_limit_exceeded_stops_the_cycle_and_the_next_one_recovers() {
 
 /// Two invocations started together: exactly one runs the cycle, the other is skipped because
 /// of the lease, and each record is sent once. Three rounds, each with new edits.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn two_invocations_at_once_run_exactly_one_cycle() {
-    let world = world().await;
+async fn two_invocations_at_once_run_exactly_one_cycle(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(100);
     // Every cycle lasts over a second, so that the two invocations surely overlap.
-    world.cxone.set_latency("list", Duration::from_millis(400));
+    world
+        .cxone
+        .set_latency(endpoints(api).list, Duration::from_millis(400));
     world
         .salesforce
         .set_latency("upsert", Duration::from_millis(150));
@@ -694,19 +788,24 @@ async fn two_invocations_at_once_run_exactly_one_cycle() {
 /// A run killed (SIGKILL) while holding the lease blocks other invocations only until the lease
 /// expires at its deadline; then the next invocation takes over, completes the cycle and
 /// leaves no lease behind.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_stale_lease_from_a_killed_run_is_taken_over() {
-    let world = world().await;
+async fn a_stale_lease_from_a_killed_run_is_taken_over(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(40);
-    world.cxone.set_latency("list", Duration::from_secs(3));
+    world
+        .cxone
+        .set_latency(endpoints(api).list, Duration::from_secs(3));
     let mut doomed = start_sync(&world, &[], &["--timeout-seconds", "4"]).await;
     wait_for("the killed run to read CXone", || {
-        world.cxone.log().count("list") >= 1
+        world.cxone.log().count(endpoints(api).list) >= 1
     })
     .await;
     doomed.start_kill().unwrap();
     doomed.wait().await.unwrap();
-    world.cxone.set_latency("list", Duration::ZERO);
+    world.cxone.set_latency(endpoints(api).list, Duration::ZERO);
 
     let lease = state(&world)
         .await
@@ -737,9 +836,14 @@ async fn a_stale_lease_from_a_killed_run_is_taken_over() {
 /// deadline (HTTP_TIMEOUT_SECONDS + 5 s, at most a quarter of the invocation's time) and returns
 /// `partial` in time, with the watermark on the last record written; the next cycle writes the
 /// rest, each record once.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_short_deadline_returns_partial_in_time_and_the_next_cycle_finishes() {
-    let world = world().await;
+async fn a_short_deadline_returns_partial_in_time_and_the_next_cycle_finishes(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(200);
     world
         .salesforce
