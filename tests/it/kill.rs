@@ -1,16 +1,18 @@
 //! The kill test: the real binary is killed with SIGKILL at random points of a cycle, over many
 //! trials on one world whose CXone data changes between trials. After each kill, once the
 //! killed run's lease has run out, one clean cycle must leave Salesforce equal to CXone with no
-//! duplicate external IDs.
+//! duplicate external IDs. It runs once against each CXone API.
 //!
 //! `KILL_TRIALS` (default 8) sets the number of trials and `KILL_SEED` replays a failing run.
 
 use crate::harness::sync;
 use crate::props::{describe, mirror_differences};
-use crate::support::world;
+use crate::support::{endpoints, world_for};
 use chrono::Utc;
+use disposition_sim::cxone::CxoneApi;
 use disposition_sim::world::LocalWorld;
 use disposition_sync::watermark::{DynamoDbStateStore, StateStore};
+use rstest::rstest;
 use serde_json::{Value, json};
 use std::process::Stdio;
 use std::time::Duration;
@@ -148,9 +150,14 @@ async fn reach(
 /// Each trial edits CXone, starts a cycle with slow simulators and kills it with SIGKILL at a
 /// random point (alternately a random time from start-up on, and a random moment during the
 /// writes), lets its lease expire, runs one clean cycle and checks that Salesforce mirrors
-/// CXone exactly.
+/// CXone exactly, over either API.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_clean_cycle_after_a_sigkill_at_any_point_leaves_salesforce_equal_to_cxone() {
+async fn a_clean_cycle_after_a_sigkill_at_any_point_leaves_salesforce_equal_to_cxone(
+    #[case] api: CxoneApi,
+) {
     let trials: usize = std::env::var("KILL_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -160,7 +167,7 @@ async fn a_clean_cycle_after_a_sigkill_at_any_point_leaves_salesforce_equal_to_c
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| fastrand::u64(..));
     let mut rng = fastrand::Rng::with_seed(seed);
-    let world = world().await;
+    let world = world_for(api).await;
     let mut ids = world.cxone.seed(120);
     // Small pages and batches with some latency: the cycle has many points to be killed at.
     let env = [
@@ -176,7 +183,7 @@ async fn a_clean_cycle_after_a_sigkill_at_any_point_leaves_salesforce_equal_to_c
                 Duration::ZERO
             }
         };
-        world.cxone.set_latency("list", delay(20));
+        world.cxone.set_latency(endpoints(api).list, delay(20));
         world.salesforce.set_latency("upsert", delay(40));
     };
     let first = sync(&world, false, &env).await;

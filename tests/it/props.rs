@@ -8,19 +8,23 @@
 //! are dead-lettered as rejected; and once the poison is lifted a full cycle makes Salesforce
 //! equal to the projection of CXone.
 //!
-//! `PROPTEST_CASES` (default 16) sets the number of cases; `PROPTEST_RNG_SEED` replays a run.
+//! The property runs once against each CXone API, each world its own test.
+//!
+//! `PROPTEST_CASES` (default 16 per API) sets the number of cases; `PROPTEST_RNG_SEED` replays a
+//! run.
 
-use crate::support::world;
-use chrono::{DateTime, Utc};
-use disposition_sim::cxone::{CxoneConfig, CxoneSim, Fault};
+use crate::support::{Endpoints, endpoints, world_for};
+use disposition_sim::cxone::{CxoneApi, CxoneConfig, CxoneSim, Fault, SimCode};
 use disposition_sim::salesforce::{SalesforceConfig, SalesforceSim, format_datetime};
 use disposition_sim::world::{AwsResources, LocalWorld, create_resources, queue_bodies};
 use disposition_sync::config::Config;
 use disposition_sync::dlq::DeadLetter;
+use disposition_sync::domain::format_ts;
 use disposition_sync::handler::App;
 use disposition_sync::watermark::{DynamoDbStateStore, StateStore};
 use proptest::prelude::*;
 use proptest::test_runner::{TestCaseError, TestRunner};
+use rstest::rstest;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -43,23 +47,19 @@ pub(crate) struct Difference {
 }
 
 /// The Salesforce fields one CXone code projects to, given the picklist's allowed categories.
-fn projection(code: &Value, picklist: &[String]) -> BTreeMap<&'static str, Value> {
-    let modified = DateTime::parse_from_rfc3339(code["last_modified_date"].as_str().unwrap())
-        .unwrap()
-        .to_utc();
-    let active = code["is_active"].as_bool().unwrap();
-    let category = code["category"]
-        .as_str()
+fn projection(code: &SimCode, picklist: &[String]) -> BTreeMap<&'static str, Value> {
+    let modified = code.last_modified;
+    let active = code.is_active;
+    let category = code
+        .category
+        .as_deref()
         .map(str::trim)
         .filter(|c| !c.is_empty());
     let allowed = category.and_then(|c| picklist.iter().find(|v| v.eq_ignore_ascii_case(c)));
     let unmapped = category.filter(|_| allowed.is_none());
     BTreeMap::from([
-        ("Name", code["name"].clone()),
-        (
-            "Description__c",
-            code.get("description").cloned().unwrap_or(Value::Null),
-        ),
+        ("Name", json!(code.name)),
+        ("Description__c", json!(code.description)),
         ("IsActive__c", json!(active)),
         ("LastModifiedCXone__c", json!(format_datetime(modified))),
         (
@@ -94,11 +94,9 @@ pub(crate) fn mirror_differences(cxone: &CxoneSim, salesforce: &SalesforceSim) -
             .to_owned();
         rows.entry(id).or_default().push(row);
     }
-    let codes = cxone.all();
+    let codes = cxone.codes();
     for code in &codes {
-        let Some(id) = code["id"].as_str() else {
-            continue;
-        };
+        let id = code.external_id.as_str();
         let what = match rows.get(id).map(Vec::as_slice) {
             None | Some([]) => Some("missing in Salesforce".to_owned()),
             Some([row]) => {
@@ -120,7 +118,7 @@ pub(crate) fn mirror_differences(cxone: &CxoneSim, salesforce: &SalesforceSim) -
             });
         }
     }
-    let known: HashSet<&str> = codes.iter().filter_map(|c| c["id"].as_str()).collect();
+    let known: HashSet<&str> = codes.iter().map(|c| c.external_id.as_str()).collect();
     for id in rows.keys().filter(|id| !known.contains(id.as_str())) {
         out.push(Difference {
             external_id: id.clone(),
@@ -271,6 +269,8 @@ struct Case<'w> {
     cxone: CxoneSim,
     salesforce: SalesforceSim,
     aws: AwsResources,
+    /// The simulator's names for the endpoints faults target, in the world's API.
+    endpoints: Endpoints,
     config: Config,
     app: App,
     ids: Vec<String>,
@@ -295,10 +295,18 @@ macro_rules! ensure {
 }
 
 impl<'w> Case<'w> {
+    /// A case whose CXone speaks the world's API.
     async fn start(world: &'w LocalWorld, number: usize, seed: usize) -> Case<'w> {
-        let (cx, sf) = (CxoneConfig::default(), SalesforceConfig::default());
+        let api = world.cxone.api();
+        let (cx, sf) = (CxoneConfig::for_api(api), SalesforceConfig::default());
+        let mut cxone_secret =
+            json!({"client_id": cx.client_id, "client_secret": cx.client_secret});
+        if api == CxoneApi::Admin {
+            cxone_secret["access_key_id"] = json!(cx.access_key_id);
+            cxone_secret["access_key_secret"] = json!(cx.access_key_secret);
+        }
         let secret = json!({
-            "cxone": {"client_id": cx.client_id, "client_secret": cx.client_secret},
+            "cxone": cxone_secret,
             "salesforce": {"client_id": sf.client_id, "client_secret": sf.client_secret},
         });
         let cxone = CxoneSim::start(cx).await;
@@ -306,8 +314,13 @@ impl<'w> Case<'w> {
         let prefix = format!("prop{}-{number}", std::process::id());
         let aws = create_resources(&world.sdk, &prefix, &secret.to_string()).await;
         let mut env: HashMap<String, String> = world.env().into_iter().collect();
+        // The guide's base URL, or the Admin API's issuer (the world names the same variable).
+        let cxone_url = match api {
+            CxoneApi::Guide => "CXONE_BASE_URL",
+            CxoneApi::Admin => "CXONE_ISSUER",
+        };
         for (name, value) in [
-            ("CXONE_BASE_URL", cxone.url()),
+            (cxone_url, cxone.url()),
             ("SF_LOGIN_URL", salesforce.url()),
             ("SECRET_ID", aws.secret_id.clone()),
             ("STATE_TABLE", aws.table.clone()),
@@ -326,6 +339,7 @@ impl<'w> Case<'w> {
             cxone,
             salesforce,
             aws,
+            endpoints: endpoints(api),
             config,
             app,
             ids,
@@ -403,11 +417,17 @@ impl<'w> Case<'w> {
                 self.poisoned.remove(&id);
             }
             Op::CxoneThrottled { times, retry_after } => {
-                self.cxone_fault("list", 429, *times, retry_after.then_some(0))
+                self.cxone_fault(self.endpoints.list, 429, *times, retry_after.then_some(0))
             }
-            Op::CxoneUnavailable { times } => self.cxone_fault("list", 503, *times, None),
-            Op::CxoneUnauthorized { times } => self.cxone_fault("list", 401, *times, None),
-            Op::CxoneTokenDown { times } => self.cxone_fault("token", 503, *times, None),
+            Op::CxoneUnavailable { times } => {
+                self.cxone_fault(self.endpoints.list, 503, *times, None)
+            }
+            Op::CxoneUnauthorized { times } => {
+                self.cxone_fault(self.endpoints.list, 401, *times, None)
+            }
+            Op::CxoneTokenDown { times } => {
+                self.cxone_fault(self.endpoints.token, 503, *times, None)
+            }
             Op::CxoneTokensExpire => self.cxone.expire_tokens(),
             Op::SalesforceUnavailable { endpoint, times } => {
                 self.salesforce_fault(*endpoint, 503, "SERVER_UNAVAILABLE", *times)
@@ -494,10 +514,10 @@ impl<'w> Case<'w> {
     }
 
     /// Whether the DLQ holds a letter for CXone's current version of `code`.
-    fn lettered(letters: &[DeadLetter], code: &Value) -> bool {
+    fn lettered(letters: &[DeadLetter], code: &SimCode) -> bool {
         letters.iter().any(|l| {
-            l.external_id.as_deref() == code["id"].as_str()
-                && l.last_modified == Some(modified(code))
+            l.external_id.as_deref() == Some(code.external_id.as_str())
+                && l.last_modified == Some(code.last_modified)
         })
     }
 
@@ -520,12 +540,12 @@ impl<'w> Case<'w> {
             .into_iter()
             .map(|d| d.external_id)
             .collect();
-        let passed: Vec<Value> = self
+        let passed: Vec<SimCode> = self
             .cxone
-            .all()
+            .codes()
             .into_iter()
-            .filter(|c| differing.contains(c["id"].as_str().unwrap()))
-            .filter(|c| modified(c) <= watermark)
+            .filter(|c| differing.contains(&c.external_id))
+            .filter(|c| c.last_modified <= watermark)
             .collect();
         if passed.is_empty() {
             return Ok(());
@@ -535,8 +555,8 @@ impl<'w> Case<'w> {
             ensure!(
                 Self::lettered(&letters, &code),
                 "the watermark {watermark} passed {} at {}, which is neither in Salesforce nor in the DLQ",
-                code["id"],
-                code["last_modified_date"]
+                code.external_id,
+                format_ts(code.last_modified)
             );
         }
         Ok(())
@@ -546,11 +566,23 @@ impl<'w> Case<'w> {
     /// clears lock contention. Poison stays: it is a data problem, not a fault.
     async fn stop_faults(&mut self) {
         let http = reqwest::Client::new();
-        let cx = self.cxone.url();
+        let (list, token) = match self.cxone.api() {
+            CxoneApi::Guide => (
+                format!("{}/api/v2/dispositions", self.cxone.url()),
+                format!("{}/oauth/token", self.cxone.url()),
+            ),
+            CxoneApi::Admin => (
+                format!(
+                    "{}/inContactAPI/services/v30.0/dispositions",
+                    self.cxone.admin_url()
+                ),
+                format!("{}/auth/token", self.cxone.url()),
+            ),
+        };
         let sf = format!("{}/services/data/v58.0", self.salesforce.url());
         let drains = [
-            (reqwest::Method::GET, format!("{cx}/api/v2/dispositions")),
-            (reqwest::Method::POST, format!("{cx}/oauth/token")),
+            (reqwest::Method::GET, list),
+            (reqwest::Method::POST, token),
             (
                 reqwest::Method::PATCH,
                 format!("{sf}/composite/sobjects/Disposition__c/CXone_DispositionId__c"),
@@ -607,7 +639,7 @@ impl<'w> Case<'w> {
         );
         let differing = mirror_differences(&self.cxone, &self.salesforce);
         for d in &differing {
-            let code = self.cxone.get(&d.external_id);
+            let code = self.cxone.code(&d.external_id);
             let Some(code) = code else {
                 return Err(format!("{}: {}", d.external_id, d.what));
             };
@@ -645,18 +677,15 @@ impl<'w> Case<'w> {
     }
 }
 
-fn modified(code: &Value) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(code["last_modified_date"].as_str().unwrap())
-        .unwrap()
-        .to_utc()
-}
-
 /// A warm execution environment (one app for every cycle, as Lambda reuses it) that last saw
 /// usage at SF_API_BUDGET_PERCENT stops sending; once the usage has dropped, the next cycle must
-/// notice and write what waited, not stay skipped on the old reading.
+/// notice and write what waited, not stay skipped on the old reading. Over either API.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_warm_app_resumes_writing_once_api_usage_drops_below_the_budget() {
-    let world = world().await;
+async fn a_warm_app_resumes_writing_once_api_usage_drops_below_the_budget(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let mut case = Case::start(&world, 0, 20).await;
     let first = case.cycle(false).await.unwrap();
     assert_eq!(first["status"], "ok", "{first}");
@@ -678,15 +707,17 @@ async fn a_warm_app_resumes_writing_once_api_usage_drops_below_the_budget() {
     );
 }
 
-/// Random edits, faults and cycles; then the faults stop and clean cycles must converge with
-/// nothing lost (see the module documentation for the properties).
-#[test]
-fn random_edits_faults_and_cycles_converge_and_lose_nothing() {
+/// Random edits, faults and cycles over either API; then the faults stop and clean cycles must
+/// converge with nothing lost (see the module documentation for the properties).
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
+fn random_edits_faults_and_cycles_converge_and_lose_nothing(#[case] api: CxoneApi) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let world = runtime.block_on(world());
+    let world = runtime.block_on(world_for(api));
     let cases = match std::env::var_os("PROPTEST_CASES") {
         Some(_) => ProptestConfig::default().cases,
         None => 16,
