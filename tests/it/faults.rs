@@ -7,7 +7,7 @@ use crate::harness::{assert_mirrored, dead_letters, state, sync};
 use crate::kill::{finish, start_sync};
 use crate::support::{endpoints, world_for};
 use chrono::{DateTime, Utc};
-use disposition_sim::cxone::{CxoneApi, Fault};
+use disposition_sim::cxone::{AdminModes, CxoneApi, Fault};
 use disposition_sim::world::LocalWorld;
 use rstest::rstest;
 use serde_json::{Value, json};
@@ -420,6 +420,115 @@ async fn credentials_that_stay_refused_fail_with_auth_unavailable_and_keep_the_w
     let after = state(&world).await;
     assert_eq!(after.watermark, before.watermark);
     assert!(after.lease.is_none(), "the lease was not released");
+}
+
+/// Admin API only: each request the source makes besides the list (both discovery documents,
+/// the token and the classifications table) survives a transient fault of its own, under the
+/// same rules as the list: 503 and 429 tried again, 401 refreshing the token once.
+#[tokio::test]
+async fn admin_discovery_token_and_classification_faults_are_survived() {
+    let world = world_for(CxoneApi::Admin).await;
+    let ids = world.cxone.seed(30);
+    let once = |status, retry_after| Fault {
+        status,
+        retry_after,
+        times: 1,
+        ..Fault::default()
+    };
+    world.cxone.inject("openid-configuration", once(503, None));
+    world.cxone.inject("admin-token", once(429, Some(0)));
+    world.cxone.inject("cxone-configuration", once(503, None));
+    // One after the other: a 401 (refresh, ask again), then a 429 without Retry-After.
+    world.cxone.inject("classifications", once(401, None));
+    world.cxone.inject("classifications", once(429, None));
+
+    let run = sync(&world, false, &[("CXONE_RETRY_AFTER_DEFAULT_SECONDS", "1")]).await;
+    assert_eq!(run["status"], "ok", "{run}");
+    let log = world.cxone.log();
+    assert_eq!(log.count("openid-configuration"), 2);
+    assert_eq!(log.count("cxone-configuration"), 2);
+    // The throttled grant, the token, then one refresh after the 401.
+    assert_eq!(log.count("admin-token"), 3);
+    assert_eq!(log.count("classifications"), 3);
+    assert_eq!(log.count("admin-list"), 1);
+    assert_eq!(count(&run, "throttled_ms"), 1000, "the default wait, once");
+    assert_sent_once_each(&world, &ids);
+    assert_mirrored(&world);
+}
+
+/// Admin API only: list items without `isActive` are completed from the by-id endpoint, and a
+/// by-id request that meets a 503, a 401 or a 429 is tried again under the list's rules: every
+/// code arrives with its real activity, none guessed, none dead-lettered.
+#[tokio::test]
+async fn admin_by_id_faults_while_completing_list_items_are_survived() {
+    let api = CxoneApi::Admin;
+    let ep = endpoints(api);
+    let world = world_for(api).await;
+    let ids = world.cxone.seed(12);
+    world.cxone.deactivate(&ids[3]);
+    world.cxone.deactivate(&ids[8]);
+    world.cxone.set_admin_modes(AdminModes {
+        list_without_is_active: true,
+        ..AdminModes::default()
+    });
+    for (status, retry_after) in [(503, None), (401, None), (429, Some(0))] {
+        world.cxone.inject(
+            ep.get,
+            Fault {
+                status,
+                retry_after,
+                skip: 2,
+                times: 1,
+                ..Fault::default()
+            },
+        );
+    }
+
+    let run = sync(&world, false, &[]).await;
+    assert_eq!(run["status"], "ok", "{run}");
+    assert_eq!((count(&run, "created"), count(&run, "failed")), (12, 0));
+    // Each code once by id, plus the three refused requests asked again.
+    assert_eq!(world.cxone.log().count(ep.get), 12 + 3);
+    assert_eq!(
+        world.cxone.log().count(ep.token),
+        2,
+        "one refresh, for the 401"
+    );
+    assert_eq!(world.cxone.log().count(ep.list), 1);
+    for id in [&ids[3], &ids[8]] {
+        assert_eq!(
+            world.salesforce.record(id).unwrap().fields["IsActive__c"],
+            false
+        );
+    }
+    assert!(dead_letters(&world).await.is_empty());
+    assert_mirrored(&world);
+}
+
+/// Admin API only: an issuer whose OpenID configuration stays unavailable fails the cycle as
+/// `cxone_unavailable` naming the document's URL; nothing is written and no token is asked for.
+#[tokio::test]
+async fn an_admin_discovery_outage_fails_with_cxone_unavailable_naming_the_url() {
+    let world = world_for(CxoneApi::Admin).await;
+    world.cxone.seed(10);
+    world.cxone.inject(
+        "openid-configuration",
+        Fault {
+            status: 503,
+            times: 100,
+            ..Fault::default()
+        },
+    );
+
+    let run = sync(&world, false, &[]).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert!(reason(&run).starts_with("cxone_unavailable"), "{run}");
+    let url = format!("{}/.well-known/openid-configuration", world.cxone.url());
+    assert!(reason(&run).contains(&url), "{run}");
+    assert_eq!(world.cxone.log().count("admin-token"), 0);
+    assert_eq!(world.cxone.log().count("admin-list"), 0);
+    assert!(world.salesforce.records().is_empty());
+    assert_eq!(state(&world).await.watermark, None);
 }
 
 // ---------------------------------------------------------------------------------------------
