@@ -3,12 +3,14 @@
 //! Salesforce simulator holds afterwards, not only what the response claims.
 
 use crate::harness::{assert_mirrored, dead_letters, invoke, newest_cxone_timestamp, state, sync};
-use crate::support::world;
+use crate::support::{world, world_for};
 use chrono::{DateTime, Duration, Utc};
+use disposition_sim::cxone::CxoneApi;
 use disposition_sim::world::LocalWorld;
 use disposition_sync::dlq::DeadLetterKind;
 use disposition_sync::domain::format_ts;
 use disposition_sync::record::STALE_REASON;
+use rstest::rstest;
 use serde_json::{Map, Value, json};
 
 /// DELETE requests Salesforce received, whatever the endpoint.
@@ -20,6 +22,14 @@ fn deletes(world: &LocalWorld) -> usize {
         .iter()
         .filter(|r| r.method == "DELETE")
         .count()
+}
+
+/// The field of `api`'s record shape that holds its modification time.
+fn modified_field(api: CxoneApi) -> &'static str {
+    match api {
+        CxoneApi::Guide => "last_modified_date",
+        CxoneApi::Admin => "lastUpdated",
+    }
 }
 
 /// A datetime as either side writes it: CXone's `...Z` or Salesforce's `...+0000`.
@@ -79,9 +89,12 @@ fn candidate_ids(response: &Value) -> Vec<&str> {
 
 /// A deactivated code is archived in place (IsActive__c=false, ArchivedDate__c = the CXone time of
 /// the deactivation); reactivated, the same record is active again with the date cleared.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_deactivated_code_is_archived_and_a_reactivated_one_restored() {
-    let world = world().await;
+async fn a_deactivated_code_is_archived_and_a_reactivated_one_restored(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(10);
     sync(&world, false, &[]).await;
     let id = &ids[4];
@@ -89,7 +102,7 @@ async fn a_deactivated_code_is_archived_and_a_reactivated_one_restored() {
     assert_eq!(original.fields["ArchivedDate__c"], Value::Null);
 
     world.cxone.deactivate(id);
-    let deactivated_at = instant(&world.cxone.get(id).unwrap()["last_modified_date"]);
+    let deactivated_at = world.cxone.code(id).unwrap().last_modified;
     let run = sync(&world, false, &[]).await;
     assert_eq!(
         (run["status"].as_str(), run["mode"].as_str()),
@@ -130,9 +143,12 @@ async fn a_deactivated_code_is_archived_and_a_reactivated_one_restored() {
 /// No sync cycle sends a DELETE, whatever it has to do: the first full sync, a delta archiving
 /// codes, a full reconciliation with missing, stale and orphaned records, the breaker refusing
 /// and its override. Every record ever created is still in Salesforce at the end.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn no_sync_cycle_ever_sends_a_delete() {
-    let world = world().await;
+async fn no_sync_cycle_ever_sends_a_delete(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(20);
     sync(&world, false, &[]).await;
 
@@ -182,9 +198,14 @@ async fn no_sync_cycle_ever_sends_a_delete() {
 /// A Salesforce record no CXone code matches is flagged for review by the full reconciliation,
 /// neither deleted nor deactivated, and listed in the response; a later reconciliation still
 /// reports it without rewriting it; when the code is back in CXone, the flag is cleared.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_stale_record_is_flagged_for_review_and_cleared_when_its_code_returns() {
-    let world = world().await;
+async fn a_stale_record_is_flagged_for_review_and_cleared_when_its_code_returns(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(10);
     sync(&world, false, &[]).await;
     let gone = ids[6].clone();
@@ -275,9 +296,12 @@ async fn a_stale_record_is_flagged_for_review_and_cleared_when_its_code_returns(
 /// A record deleted behind the sync's back and one edited by hand in Salesforce are put back by
 /// the full reconciliation; the response and exactly one `reconcile` log line report the same
 /// discrepancies.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn full_reconciliation_recreates_missing_records_and_repairs_drift() {
-    let world = world().await;
+async fn full_reconciliation_recreates_missing_records_and_repairs_drift(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(12);
     sync(&world, false, &[]).await;
     assert!(world.salesforce.remove_record(&ids[3]));
@@ -314,7 +338,7 @@ async fn full_reconciliation_recreates_missing_records_and_repairs_drift() {
     assert_eq!(r["missing_ids"], json!([ids[3]]));
     assert_eq!(
         field(&world, &ids[5], "Name"),
-        world.cxone.get(&ids[5]).unwrap()["name"]
+        world.cxone.code(&ids[5]).unwrap().name.as_str()
     );
     assert_eq!(world.salesforce.records().len(), 12);
     assert_mirrored(&world);
@@ -331,9 +355,12 @@ async fn full_reconciliation_recreates_missing_records_and_repairs_drift() {
 
 /// The full reconciliation reads every Salesforce record, following `nextRecordsUrl` past the
 /// first 2,000: records on the second page are neither reported missing nor sent again.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn full_reconciliation_pages_through_every_salesforce_record() {
-    let world = world().await;
+async fn full_reconciliation_pages_through_every_salesforce_record(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(2050);
     sync(&world, false, &[]).await;
     assert_eq!(world.salesforce.records().len(), 2050);
@@ -373,9 +400,14 @@ async fn full_reconciliation_pages_through_every_salesforce_record() {
 /// Deactivating more than MAX_ARCHIVE_PERCENT of the active codes at once fails the cycle with
 /// `mass_change`: nothing is written and the watermark stays. `allow_mass_change` lets one full
 /// cycle through; the next mass change is refused again, unless the limit allows it.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn the_mass_change_breaker_refuses_wholesale_archival_until_overridden_once() {
-    let world = world().await;
+async fn the_mass_change_breaker_refuses_wholesale_archival_until_overridden_once(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(10);
     sync(&world, false, &[]).await;
     let watermark = state(&world).await.watermark;
@@ -457,9 +489,12 @@ async fn the_mass_change_breaker_refuses_wholesale_archival_until_overridden_onc
 
 /// CXone answering with no codes at all (a wrong tenant, an outage returning an empty list)
 /// would flag every record stale: the breaker refuses, reports what it found, touches nothing.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn an_empty_cxone_answer_cannot_flag_the_whole_mirror_stale() {
-    let world = world().await;
+async fn an_empty_cxone_answer_cannot_flag_the_whole_mirror_stale(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(10);
     sync(&world, false, &[]).await;
     let upserts = world.salesforce.log().count("upsert");
@@ -495,9 +530,14 @@ async fn an_empty_cxone_answer_cannot_flag_the_whole_mirror_stale() {
 /// with the record flagged; the response counts both records and lists the value once, with one
 /// log line. Once Salesforce allows the value, the next full reconciliation fills Category__c and
 /// clears the flag.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_new_category_is_kept_raw_and_flagged_then_healed_once_the_picklist_allows_it() {
-    let world = world().await;
+async fn a_new_category_is_kept_raw_and_flagged_then_healed_once_the_picklist_allows_it(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(6);
     sync(&world, false, &[]).await;
     world.cxone.set_category(&ids[1], "Compliance Review");
@@ -563,9 +603,14 @@ async fn a_new_category_is_kept_raw_and_flagged_then_healed_once_the_picklist_al
 
 /// Categories match the picklist exactly after trimming, then case-insensitively, with the
 /// CATEGORY_ALIASES map (keys matched the same way) applied first.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn categories_match_after_trimming_case_insensitively_and_through_aliases() {
-    let world = world().await;
+async fn categories_match_after_trimming_case_insensitively_and_through_aliases(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(3);
     world.cxone.set_category(&ids[0], "  Billing  ");
     world.cxone.set_category(&ids[1], "tECHNICAL");
@@ -590,9 +635,14 @@ async fn categories_match_after_trimming_case_insensitively_and_through_aliases(
 
 /// A write Salesforce refuses with a picklist error (the picklist changed after describe) makes
 /// the sync describe the object again and map the record anew; it is written, not dead-lettered.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_picklist_error_refreshes_the_schema_and_the_record_is_still_written() {
-    let world = world().await;
+async fn a_picklist_error_refreshes_the_schema_and_the_record_is_still_written(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(4);
     world.salesforce.inject_record_error(
         &ids[2],
@@ -616,9 +666,14 @@ async fn a_picklist_error_refreshes_the_schema_and_the_record_is_still_written()
 /// The retention purge lists, then deletes, exactly the records that are inactive and archived
 /// longer than RETENTION_DAYS ago: not a younger archive, not an active record whatever its date,
 /// not an inactive one without a date. Deleting needs PURGE_ENABLED=true and `"dry_run": false`.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn the_purge_deletes_only_records_archived_longer_than_the_retention_period() {
-    let world = world().await;
+async fn the_purge_deletes_only_records_archived_longer_than_the_retention_period(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(3);
     sync(&world, false, &[]).await;
     let now = Utc::now();
@@ -770,15 +825,35 @@ async fn the_purge_deletes_in_batches_and_reports_each_id() {
 
 /// Text longer than its Salesforce field is cut on a character boundary and counted; an external
 /// ID longer than its field is never cut: that code is dead-lettered, the rest written, and the
-/// watermark passes it so the next cycle does not dead-letter it again.
+/// watermark is not held back by it, nor is it dead-lettered again by the next cycle. (An Admin
+/// id is an integer, so there the too-long id is 51 digits no integer holds, and its letter
+/// carries no id.)
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn long_text_is_truncated_and_a_too_long_external_id_is_dead_lettered() {
-    let world = world().await;
+async fn long_text_is_truncated_and_a_too_long_external_id_is_dead_lettered(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     world.cxone.seed(3);
     let long_name = "Ünïcödé ".repeat(15);
-    world.cxone.upsert(json!({"id": "long-text", "name": long_name, "description": "é".repeat(2100), "category": "Sales", "is_active": true}));
-    let long_id = "x".repeat(51);
-    world.cxone.upsert(json!({"id": long_id, "name": "Long id", "description": null, "category": "Sales", "is_active": true}));
+    let long_description = "é".repeat(2100);
+    let text_id = match api {
+        CxoneApi::Guide => world.cxone.upsert(json!({"id": "long-text", "name": long_name, "description": long_description, "category": "Sales", "is_active": true})),
+        CxoneApi::Admin => world.cxone.upsert(json!({"dispositionName": long_name, "notes": long_description, "classificationName": "Sales", "isActive": true})),
+    };
+    let (long_id, id_field, letter_id) = match api {
+        CxoneApi::Guide => {
+            let long_id = "x".repeat(51);
+            world.cxone.upsert(json!({"id": long_id, "name": "Long id", "description": null, "category": "Sales", "is_active": true}));
+            (long_id.clone(), "id", Some(long_id))
+        }
+        CxoneApi::Admin => {
+            let long_id = "1".repeat(51);
+            let newest = newest_cxone_timestamp(&world) + Duration::milliseconds(1);
+            world.cxone.insert_raw(json!({"dispositionId": long_id, "dispositionName": "Long id", "notes": null, "classificationId": 6, "isActive": true, "lastUpdated": format_ts(newest)}));
+            (long_id, "dispositionId", None)
+        }
+    };
 
     let run = sync(&world, false, &[]).await;
     assert_eq!(run["status"], "partial", "{run}");
@@ -792,11 +867,8 @@ async fn long_text_is_truncated_and_a_too_long_external_id_is_dead_lettered() {
         "{run}"
     );
     let expected_name: String = long_name.chars().take(80).collect();
-    assert_eq!(field(&world, "long-text", "Name"), expected_name);
-    assert_eq!(
-        field(&world, "long-text", "Description__c"),
-        "é".repeat(2000)
-    );
+    assert_eq!(field(&world, &text_id, "Name"), expected_name);
+    assert_eq!(field(&world, &text_id, "Description__c"), "é".repeat(2000));
     assert!(
         world
             .salesforce
@@ -808,12 +880,16 @@ async fn long_text_is_truncated_and_a_too_long_external_id_is_dead_lettered() {
 
     let letters = dead_letters(&world).await;
     assert_eq!(letters.len(), 1);
-    assert_eq!(letters[0].external_id.as_deref(), Some(long_id.as_str()));
+    assert_eq!(letters[0].external_id, letter_id);
+    let code = match api {
+        CxoneApi::Guide => "EXTERNAL_ID_TOO_LONG",
+        CxoneApi::Admin => "UNMAPPABLE_RECORD",
+    };
     assert_eq!(
         (letters[0].kind, letters[0].error.code.as_str()),
-        (DeadLetterKind::Unmappable, "EXTERNAL_ID_TOO_LONG")
+        (DeadLetterKind::Unmappable, code)
     );
-    assert_eq!(letters[0].source["id"], long_id.as_str());
+    assert_eq!(letters[0].source[id_field], long_id.as_str());
     assert_eq!(
         state(&world).await.watermark,
         Some(newest_cxone_timestamp(&world)),
@@ -835,16 +911,19 @@ async fn long_text_is_truncated_and_a_too_long_external_id_is_dead_lettered() {
 
 /// A purged record stays purged: CXone still lists the retired code, but a full reconciliation
 /// does not recreate a code archived longer ago than the retention period.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn full_reconciliation_does_not_resurrect_a_purged_record() {
-    let world = world().await;
+async fn full_reconciliation_does_not_resurrect_a_purged_record(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(10);
     sync(&world, false, &[]).await;
     world.cxone.deactivate(&ids[0]);
     let long_ago = format_ts(Utc::now() - Duration::days(400));
     world
         .cxone
-        .set_field(&ids[0], "last_modified_date", json!(long_ago));
+        .set_field(&ids[0], modified_field(api), json!(long_ago));
     assert!(
         world.salesforce.remove_record(&ids[0]),
         "the purge removed it"
@@ -859,9 +938,12 @@ async fn full_reconciliation_does_not_resurrect_a_purged_record() {
 
 /// In a delta the breaker counts only codes that are active in Salesforce: edits to codes that
 /// are already archived archive nothing and pass.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn the_delta_breaker_ignores_codes_already_archived() {
-    let world = world().await;
+async fn the_delta_breaker_ignores_codes_already_archived(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(10);
     sync(&world, false, &[]).await;
     for id in &ids[..3] {
