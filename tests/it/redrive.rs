@@ -1,10 +1,14 @@
 //! Dead-letter redrive through the real binary: both paths replay the current CXone version,
-//! never a stale payload, in batches, and keep what still fails.
+//! never a stale payload, in batches, and keep what still fails. Every test that reads CXone runs
+//! against either API: the by-id read is the guide's `GET /api/v2/dispositions/{id}` or the Admin
+//! API's `GET …/dispositions/{id}`.
 
 use crate::harness::{dead_letters, invoke, sync};
-use crate::support::world;
+use crate::support::{endpoints, world_for};
+use disposition_sim::cxone::CxoneApi;
 use disposition_sim::world::{LocalWorld, queue_bodies, queue_depth};
 use disposition_sync::dlq::DeadLetter;
+use rstest::rstest;
 use serde_json::{Value, json};
 
 /// Dead-letters `ids` with a validation error in one cycle, then lifts the error.
@@ -48,9 +52,14 @@ async fn sqs_event(world: &LocalWorld, receive_count: u32) -> Value {
 
 /// 250 dead-lettered records come home after the fix in ceil(250/200) = 2 collection calls, and
 /// the DLQ is empty afterwards.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_manual_redrive_writes_every_fixed_record_in_batches_and_empties_the_queue() {
-    let world = world().await;
+async fn a_manual_redrive_writes_every_fixed_record_in_batches_and_empties_the_queue(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(260);
     dead_letter(&world, &ids[..250]).await;
     assert_eq!(world.salesforce.records().len(), 10);
@@ -74,19 +83,23 @@ async fn a_manual_redrive_writes_every_fixed_record_in_batches_and_empties_the_q
     assert_eq!(queue_depth(&world.sdk, &world.aws.dlq_url).await, 0);
 }
 
-/// A code renamed in CXone after it was dead-lettered is replayed with its new name: the stale
-/// payload in the message is never written.
+/// A code renamed in CXone after it was dead-lettered is replayed with its new name, read by id
+/// from either API: the stale payload in the message is never written.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn the_redrive_writes_the_current_cxone_version_not_the_old_payload() {
-    let world = world().await;
+async fn the_redrive_writes_the_current_cxone_version_not_the_old_payload(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(5);
     dead_letter(&world, &ids[1..2]).await;
     assert_eq!(
         dead_letters(&world).await[0].payload.as_ref().unwrap()["Name"],
-        world.cxone.get(&ids[1]).unwrap()["name"]
+        world.cxone.code(&ids[1]).unwrap().name.as_str()
     );
 
     world.cxone.rename(&ids[1], "Renamed After Failure");
+    let by_id = world.cxone.log().count(endpoints(api).get);
     let run = invoke(
         &world,
         &json!({"action": "redrive", "max_messages": 10}),
@@ -103,13 +116,21 @@ async fn the_redrive_writes_the_current_cxone_version_not_the_old_payload() {
         world.salesforce.record(&ids[1]).unwrap().fields["Name"],
         "Renamed After Failure"
     );
+    assert_eq!(
+        world.cxone.log().count(endpoints(api).get) - by_id,
+        1,
+        "the code is read by id, once"
+    );
 }
 
 /// A message whose code Salesforce already holds at a newer version is superseded: deleted,
 /// and Salesforce is not written at all.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_message_already_overtaken_by_a_newer_version_is_superseded() {
-    let world = world().await;
+async fn a_message_already_overtaken_by_a_newer_version_is_superseded(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(5);
     dead_letter(&world, &ids[2..3]).await;
     world.cxone.rename(&ids[2], "Newer Version");
@@ -145,9 +166,14 @@ async fn a_message_already_overtaken_by_a_newer_version_is_superseded() {
 /// error, and parks them at REDRIVE_MAX_ATTEMPTS; the SQS path reports them as batch item
 /// failures so only they stay in the queue, and parks them once their receive count reaches the
 /// limit.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn still_failing_records_keep_their_history_and_are_parked_at_the_limit() {
-    let world = world().await;
+async fn still_failing_records_keep_their_history_and_are_parked_at_the_limit(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(6);
     dead_letter(&world, &ids[..2]).await;
     world.salesforce.inject_record_error(
@@ -236,9 +262,14 @@ async fn still_failing_records_keep_their_history_and_are_parked_at_the_limit() 
 /// Messages that are not ours (not JSON, an unknown schema version) sit next to good ones: the
 /// good ones are written, the poison is reported by message id and moved to the parking queue
 /// verbatim, never deleted unread.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn poison_messages_are_reported_and_parked_while_good_ones_are_written() {
-    let world = world().await;
+async fn poison_messages_are_reported_and_parked_while_good_ones_are_written(
+    #[case] api: CxoneApi,
+) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(4);
     dead_letter(&world, &ids[..2]).await;
     let sqs = aws_sdk_sqs::Client::new(&world.sdk);
@@ -310,9 +341,12 @@ async fn poison_messages_are_reported_and_parked_while_good_ones_are_written() {
 
 /// A redrive while a scheduled cycle holds the lease writes nothing and leaves every message
 /// in place; the SQS path reports them all as failures.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
 #[tokio::test]
-async fn a_redrive_waits_for_a_cycle_that_holds_the_lease() {
-    let world = world().await;
+async fn a_redrive_waits_for_a_cycle_that_holds_the_lease(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
     let ids = world.cxone.seed(3);
     dead_letter(&world, &ids[..1]).await;
     // A cycle slowed down by Salesforce holds the lease while the redrive arrives.
