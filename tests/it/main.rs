@@ -1,6 +1,7 @@
 //! Black-box tests of disposition-sync against the local world: AWS on moto server and the CXone
 //! and Salesforce simulators, all on loopback, started and stopped by the tests themselves.
 
+mod admin;
 mod archival;
 mod aws;
 mod cli;

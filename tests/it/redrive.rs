@@ -12,7 +12,7 @@ use rstest::rstest;
 use serde_json::{Value, json};
 
 /// Dead-letters `ids` with a validation error in one cycle, then lifts the error.
-async fn dead_letter(world: &LocalWorld, ids: &[String]) {
+pub(crate) async fn dead_letter(world: &LocalWorld, ids: &[String]) {
     for id in ids {
         world.salesforce.inject_record_error(
             id,
@@ -31,7 +31,7 @@ async fn dead_letter(world: &LocalWorld, ids: &[String]) {
 }
 
 /// An SQS event carrying the queue's current messages, shaped like `events/sqs-redrive.json`.
-async fn sqs_event(world: &LocalWorld, receive_count: u32) -> Value {
+pub(crate) async fn sqs_event(world: &LocalWorld, receive_count: u32) -> Value {
     let path = format!("{}/events/sqs-redrive.json", env!("CARGO_MANIFEST_DIR"));
     let template: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let record = &template["Records"][0];
