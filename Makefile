@@ -71,7 +71,7 @@ free_port() {
 endef
 export WORLD_HELPERS
 
-.PHONY: help setup setup-tools demo test lint bench build lambda-check local-invoke sam-local-invoke deploy clean
+.PHONY: help setup setup-tools demo test lint soak bench build lambda-check local-invoke sam-local-invoke deploy clean
 
 help: ## Show the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
@@ -102,6 +102,16 @@ lint: setup-tools ## rustfmt, clippy (warnings are errors), cfn-lint and sam val
 	cargo clippy --workspace --all-targets -- -D warnings
 	$(PY)/cfn-lint template.yaml
 	$(PY)/sam validate --lint -t template.yaml
+
+# make soak: the kill test twice (once per CXone API) and the property test with long runs.
+SOAK_KILL_TRIALS ?= 500
+SOAK_CASES ?= 256
+
+soak: setup ## Not in CI (minutes): 1,000 SIGKILL trials and a long property run (edits during fetches, future-dated records among the faults); prints their figures
+	mkdir -p $(LOCAL)
+	MOTO_SERVER=$(PY)/moto_server KILL_TRIALS=$(SOAK_KILL_TRIALS) PROPTEST_CASES=$(SOAK_CASES) \
+	  cargo test --test it -- kill:: props::random --nocapture 2>&1 | tee $(LOCAL)/soak.log \
+	  | grep -E '^soak:|^test result:'
 
 bench: setup ## Time whole sync cycles against the local world and check the speed, API-call and memory targets
 	MOTO_SERVER=$(PY)/moto_server cargo bench --bench cycle

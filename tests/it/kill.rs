@@ -6,7 +6,7 @@
 //! `KILL_TRIALS` (default 8) sets the number of trials and `KILL_SEED` replays a failing run.
 
 use crate::harness::sync;
-use crate::props::{describe, mirror_differences};
+use crate::props::{describe, mirror_differences, tally};
 use crate::support::{endpoints, world_for};
 use chrono::Utc;
 use disposition_sim::cxone::CxoneApi;
@@ -190,12 +190,16 @@ async fn a_clean_cycle_after_a_sigkill_at_any_point_leaves_salesforce_equal_to_c
     assert_eq!(first["status"], "ok", "seed {seed}: {first}");
 
     let (mut killed_running, mut diverged) = (0, 0);
+    let (mut timed, mut during_writes) = (0, 0);
+    let mut after_clean = [0; 4];
     for trial in 0..trials {
         edit_cxone(&world, &mut rng, &mut ids);
         let full = rng.bool();
         let point = if trial % 2 == 0 {
+            timed += 1;
             KillPoint::After(Duration::from_millis(rng.u64(0..500)))
         } else {
+            during_writes += 1;
             KillPoint::AfterUpsert(rng.usize(1..=4), Duration::from_millis(rng.u64(0..40)))
         };
         let context = format!("seed {seed}, trial {trial}, killed at {point:?} (full: {full})");
@@ -218,12 +222,23 @@ async fn a_clean_cycle_after_a_sigkill_at_any_point_leaves_salesforce_equal_to_c
         let clean = sync(&world, false, &env).await;
         assert_eq!(clean["status"], "ok", "{context}: {clean}");
         let differences = mirror_differences(&world.cxone, &world.salesforce);
+        for (total, n) in after_clean.iter_mut().zip(tally(&differences)) {
+            *total += n;
+        }
         assert!(
             differences.is_empty(),
             "{context}: Salesforce differs from CXone:\n{}",
             describe(&differences)
         );
     }
+    // The closing figures of `make soak`.
+    let [lost, duplicated, regressed, other] = after_clean;
+    println!(
+        "soak: kill ({}): {trials} trials (seed {seed}): {timed} killed at a random time, {during_writes} during the writes; \
+         {killed_running} kills hit a running cycle, {diverged} left Salesforce behind CXone; \
+         after the clean cycles: lost {lost}, duplicated {duplicated}, regressed {regressed}, other differences {other}",
+        api.as_str()
+    );
     // Evidence that the kills hit live runs that had work left, not finished ones.
     assert!(
         killed_running * 2 >= trials,
