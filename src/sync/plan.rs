@@ -111,23 +111,31 @@ impl Planner<'_> {
         full: bool,
         now: DateTime<Utc>,
     ) -> Result<Plan, Reason> {
-        let rules = self
-            .rules
-            .get(self.sink, full)
-            .await
-            .map_err(|e| Reason::salesforce("describe failed", &e))?;
+        let describe = |refresh| async move {
+            self.rules
+                .get(self.sink, refresh)
+                .await
+                .map_err(|e| Reason::salesforce("describe failed", &e))
+        };
         if full {
+            let rules = describe(true).await?;
             let rows = self.salesforce_rows().await.map_err(|e| {
                 Reason::salesforce("reading Salesforce for the reconciliation failed", &e)
             })?;
             return Ok(self.reconcile(codes, &rules, rows, now));
         }
+        // A delta writes only versions not written yet: a quiet one asks Salesforce nothing.
+        let new: Vec<Latest> = codes
+            .into_iter()
+            .filter(|latest| !before.already_written(&latest.version()))
+            .collect();
         let mut plan = Plan::default();
+        if new.is_empty() {
+            return Ok(plan);
+        }
+        let rules = describe(false).await?;
         let mut deactivating = Vec::new();
-        for latest in codes {
-            if before.already_written(&latest.version()) {
-                continue;
-            }
+        for latest in new {
             match to_salesforce(&latest.disposition, &self.settings.target, &rules) {
                 Ok(mapped) => {
                     if !latest.disposition.is_active {

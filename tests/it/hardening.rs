@@ -705,3 +705,24 @@ fn description_field(api: CxoneApi) -> &'static str {
         CxoneApi::Admin => "notes",
     }
 }
+
+/// A quiet delta (nothing changed in CXone) asks Salesforce nothing: no token, no describe, no
+/// query, no upsert.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
+#[tokio::test]
+async fn a_quiet_cycle_asks_salesforce_nothing(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
+    world.cxone.seed(20);
+    sync(&world, false, &[]).await;
+    let before = world.salesforce.log().requests().len();
+    let quiet = sync(&world, false, &[]).await;
+    assert_eq!(
+        (quiet["status"].as_str(), quiet["mode"].as_str()),
+        (Some("ok"), Some("delta")),
+        "{quiet}"
+    );
+    assert_eq!(quiet["salesforce_requests"], 0, "{quiet}");
+    assert_eq!(world.salesforce.log().requests().len(), before);
+}
