@@ -4,6 +4,7 @@
 //!
 //! A missing or malformed value fails at start with a message naming the variable.
 
+use crate::domain::quote;
 use crate::http::{join, parse_url};
 use crate::record::Target;
 use reqwest::Url;
@@ -234,7 +235,7 @@ impl Env<'_> {
         };
         let n = v.parse::<u64>().map_err(|_| ConfigError::Invalid {
             name,
-            reason: format!("expected a non-negative whole number, got {v:?}"),
+            reason: format!("expected a non-negative whole number, got {}", quote(&v)),
         })?;
         if !range.contains(&n) {
             let reason = match (range.start(), range.end()) {
@@ -274,7 +275,7 @@ impl Env<'_> {
             Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
             Some(v) => Err(ConfigError::Invalid {
                 name,
-                reason: format!("expected true or false, got {v:?}"),
+                reason: format!("expected true or false, got {}", quote(&v)),
             }),
         }
     }
@@ -329,7 +330,7 @@ impl CxoneSettings {
             other => {
                 return Err(ConfigError::Invalid {
                     name: "CXONE_API",
-                    reason: format!("expected admin or guide, got {other:?}"),
+                    reason: format!("expected admin or guide, got {}", quote(other)),
                 });
             }
         };
@@ -365,7 +366,8 @@ impl SalesforceSettings {
                 return Err(ConfigError::Invalid {
                     name: "SF_API_VERSION",
                     reason: format!(
-                        "expected a version like 58.0, at least 46.0 (sObject Collections upsert), got {api_version:?}"
+                        "expected a version like 58.0, at least 46.0 (sObject Collections upsert), got {}",
+                        quote(&api_version)
                     ),
                 });
             }
@@ -465,12 +467,14 @@ fn check_namespace(namespace: &str) -> Result<(), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c);
     if namespace.len() > 255 || !namespace.chars().all(allowed) {
         return Err(format!(
-            "expected 1 to 255 letters, digits or . - _ / # : and spaces, got {namespace:?}"
+            "expected 1 to 255 letters, digits or . - _ / # : and spaces, got {}",
+            quote(namespace)
         ));
     }
     if namespace.starts_with("AWS/") {
         return Err(format!(
-            "the AWS/ prefix is reserved for AWS services, got {namespace:?}"
+            "the AWS/ prefix is reserved for AWS services, got {}",
+            quote(namespace)
         ));
     }
     Ok(())
@@ -627,6 +631,18 @@ mod tests {
                 "{name}={huge}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn an_offending_value_is_quoted_short() {
+        let huge = "x".repeat(100_000);
+        let mut vars = BASE.to_vec();
+        vars.push(("OVERLAP_SECONDS", &huge));
+        let err = Config::from_lookup(env(&vars)).unwrap_err().to_string();
+        assert!(
+            err.starts_with("OVERLAP_SECONDS") && err.len() < 300,
+            "{err}"
+        );
     }
 
     #[test]

@@ -82,6 +82,17 @@ pub fn format_ts(ts: DateTime<Utc>) -> String {
     ts.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// A value as an error message quotes it: at most a short prefix, so that a huge or hostile
+/// value neither floods the log nor the response.
+pub fn quote(value: &(impl Serialize + ?Sized)) -> String {
+    const MAX: usize = 64;
+    let text = serde_json::to_string(value).unwrap_or_default();
+    match text.char_indices().nth(MAX) {
+        Some((cut, _)) => format!("{}… ({} characters)", &text[..cut], text.chars().count()),
+        None => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! What an invocation asks for. Every accepted shape is listed here; anything else is refused
 //! with an error that names what was expected.
 
+use crate::domain::quote;
 use crate::redrive::Incoming;
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
@@ -104,17 +105,6 @@ impl<'de> Visitor<'de> for Strict {
             object.insert(key, value);
         }
         Ok(Value::Object(object))
-    }
-}
-
-/// A value as an error message quotes it: at most a short prefix, so that a huge or hostile
-/// value neither floods the log nor the response.
-pub fn quote(value: &Value) -> String {
-    const MAX: usize = 64;
-    let text = value.to_string();
-    match text.char_indices().nth(MAX) {
-        Some((cut, _)) => format!("{}… ({} characters)", &text[..cut], text.chars().count()),
-        None => text,
     }
 }
 
