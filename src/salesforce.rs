@@ -128,8 +128,19 @@ pub trait RecordSink: Send + Sync {
     async fn upsert(&self, records: &[SObject<'_>]) -> Result<Vec<UpsertOutcome>, SalesforceError>;
     /// The object's field metadata (lengths, picklist values).
     async fn describe(&self) -> Result<ObjectSchema, SalesforceError>;
-    /// Every row a SOQL query returns, following `nextRecordsUrl` page by page.
-    async fn query(&self, soql: &str) -> Result<Vec<Value>, SalesforceError>;
+    /// Hands every row a SOQL query returns to `each`, page by page as `nextRecordsUrl` is
+    /// followed, so that a caller keeps only what it needs of each row (not every page's JSON).
+    async fn query_each(
+        &self,
+        soql: &str,
+        each: &mut (dyn FnMut(Value) + Send),
+    ) -> Result<(), SalesforceError>;
+    /// Every row a SOQL query returns.
+    async fn query(&self, soql: &str) -> Result<Vec<Value>, SalesforceError> {
+        let mut rows = Vec::new();
+        self.query_each(soql, &mut |row| rows.push(row)).await?;
+        Ok(rows)
+    }
     /// Deletes up to 200 records by Salesforce Id (only the retention purge does this).
     async fn delete(&self, ids: &[String])
     -> Result<Vec<Result<(), RecordError>>, SalesforceError>;
@@ -411,7 +422,11 @@ impl RecordSink for SalesforceClient {
         ObjectSchema::from_describe(&body).map_err(SalesforceError::BadResponse)
     }
 
-    async fn query(&self, soql: &str) -> Result<Vec<Value>, SalesforceError> {
+    async fn query_each(
+        &self,
+        soql: &str,
+        each: &mut (dyn FnMut(Value) + Send),
+    ) -> Result<(), SalesforceError> {
         let query_path = format!("services/data/v{}/query", self.api_version);
         let (_, text) = self
             .call_url(
@@ -424,7 +439,6 @@ impl RecordSink for SalesforceClient {
                 None,
             )
             .await?;
-        let mut rows = Vec::new();
         let mut page: Value = serde_json::from_str(&text)
             .map_err(|e| SalesforceError::BadResponse(format!("query result is not JSON ({e})")))?;
         // A server whose pages never end must not hold the cycle: a page URL seen twice or more
@@ -432,7 +446,7 @@ impl RecordSink for SalesforceClient {
         let mut seen = std::collections::HashSet::new();
         loop {
             match page.get_mut("records").map(Value::take) {
-                Some(Value::Array(records)) => rows.extend(records),
+                Some(Value::Array(records)) => records.into_iter().for_each(&mut *each),
                 _ => {
                     return Err(SalesforceError::BadResponse(
                         "query result has no `records` array".into(),
@@ -467,7 +481,7 @@ impl RecordSink for SalesforceClient {
                 SalesforceError::BadResponse(format!("query page is not JSON ({e})"))
             })?;
         }
-        Ok(rows)
+        Ok(())
     }
 
     async fn delete(

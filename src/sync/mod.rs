@@ -3,7 +3,8 @@
 //!
 //! 1. Read the state and take the [`lease`] (a conditional write), or skip.
 //! 2. Decide the mode: a full snapshot, or a delta from `watermark − overlap`.
-//! 3. Fetch from CXone, keep the newest version of each code, set aside malformed records.
+//! 3. Fetch from CXone, keep the newest version of each code, set aside malformed records. A full
+//!    snapshot reads Salesforce's rows at the same time.
 //! 4. [`plan`] what to write; the mass-change breaker may refuse the whole cycle here.
 //! 5. Upsert with the [`writer`]: batches, several in flight, every per-record result read,
 //!    transient failures retried.
@@ -238,16 +239,32 @@ impl Engine<'_> {
         let full = request.full || self.reconciliation_due(&held.before, now);
         report.mode = if full { Mode::Full } else { Mode::Delta };
 
-        // 3. Fetch.
+        // 3. Fetch; a full snapshot reads Salesforce's rows while the CXone pages arrive.
+        let planner = Planner {
+            sink: self.sink,
+            rules: self.rules,
+            settings: self.settings,
+        };
         let since = (!full)
             .then_some(held.before.watermark)
             .flatten()
             .map(|w| w - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default());
-        let fetched = match self.source.changed_since(since).await {
-            Ok(records) => records,
-            Err(e) => {
+        // The first failure ends both: a CXone outage stops the Salesforce read, and back.
+        let fetch = async {
+            let listing = self.source.changed_since(since).await;
+            listing.map_err(|e| (Status::Failed, Some(fetch_failure(e))))
+        };
+        let read = async {
+            if !full {
+                return Ok(None);
+            }
+            planner.snapshot().await.map(Some).map_err(plan_failure)
+        };
+        let (fetched, snapshot) = match tokio::try_join!(fetch, read) {
+            Ok(both) => both,
+            Err(ending) => {
                 lease::release(self.state, &released, held.version).await;
-                return (Status::Failed, Some(fetch_failure(e)));
+                return ending;
             }
         };
         report.fetched = fetched.records.len();
@@ -262,21 +279,11 @@ impl Engine<'_> {
         let versions: Vec<Version> = codes.iter().map(Latest::version).collect();
 
         // 4. Plan, and the breaker.
-        let planner = Planner {
-            sink: self.sink,
-            rules: self.rules,
-            settings: self.settings,
-        };
-        let plan = match planner.plan(codes, &held.before, full, now).await {
+        let plan = match planner.plan(codes, &held.before, snapshot, now).await {
             Ok(plan) => plan,
             Err(reason) => {
                 lease::release(self.state, &released, held.version).await;
-                // The API budget is spent: like the same answer to an upsert, a skip, not a fault.
-                let status = match reason {
-                    Reason::ApiBudget(_) => Status::Skipped,
-                    _ => Status::Failed,
-                };
-                return (status, Some(reason));
+                return plan_failure(reason);
             }
         };
         if let Err(reason) =
@@ -538,6 +545,15 @@ fn fetch_failure(e: CxoneError) -> Reason {
             "reading CXone stopped: {e}; nothing was written, the next cycle starts over"
         )),
         _ => Reason::CxoneUnavailable(e.to_string()),
+    }
+}
+
+/// How a cycle ends when planning failed. A spent API budget is, like the same answer to an
+/// upsert, a skip, not a fault.
+fn plan_failure(reason: Reason) -> Ending {
+    match reason {
+        Reason::ApiBudget(_) => (Status::Skipped, Some(reason)),
+        _ => (Status::Failed, Some(reason)),
     }
 }
 

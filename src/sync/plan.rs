@@ -102,26 +102,38 @@ pub struct Planner<'a> {
     pub settings: &'a Settings,
 }
 
+/// What a full reconciliation compares the codes with: the object's rules, described afresh, and
+/// every Salesforce row. The cycle reads it while CXone pages arrive.
+pub struct Snapshot {
+    rules: Rules,
+    rows: HashMap<String, Row>,
+}
+
 impl Planner<'_> {
-    /// Plans the writes for `codes` (the newest version of each code fetched, in version order).
+    /// Describes the object afresh and reads every Salesforce row of it, keeping of each row only
+    /// the fields the sync owns.
+    pub async fn snapshot(&self) -> Result<Snapshot, Reason> {
+        let rules = self
+            .rules
+            .get(self.sink, true)
+            .await
+            .map_err(|e| Reason::salesforce("describe failed", &e))?;
+        let rows = self.salesforce_rows().await.map_err(|e| {
+            Reason::salesforce("reading Salesforce for the reconciliation failed", &e)
+        })?;
+        Ok(Snapshot { rules, rows })
+    }
+
+    /// Plans the writes for `codes` (the newest version of each code fetched, in version order):
+    /// against the `snapshot` in a full reconciliation, or as a delta without one.
     pub async fn plan(
         &self,
         codes: Vec<Latest>,
         before: &SyncState,
-        full: bool,
+        snapshot: Option<Snapshot>,
         now: DateTime<Utc>,
     ) -> Result<Plan, Reason> {
-        let describe = |refresh| async move {
-            self.rules
-                .get(self.sink, refresh)
-                .await
-                .map_err(|e| Reason::salesforce("describe failed", &e))
-        };
-        if full {
-            let rules = describe(true).await?;
-            let rows = self.salesforce_rows().await.map_err(|e| {
-                Reason::salesforce("reading Salesforce for the reconciliation failed", &e)
-            })?;
+        if let Some(Snapshot { rules, rows }) = snapshot {
             return Ok(self.reconcile(codes, &rules, rows, now));
         }
         // A delta writes only versions not written yet: a quiet one asks Salesforce nothing.
@@ -133,7 +145,11 @@ impl Planner<'_> {
         if new.is_empty() {
             return Ok(plan);
         }
-        let rules = describe(false).await?;
+        let rules = self
+            .rules
+            .get(self.sink, false)
+            .await
+            .map_err(|e| Reason::salesforce("describe failed", &e))?;
         let mut deactivating = Vec::new();
         for latest in new {
             match to_salesforce(&latest.disposition, &self.settings.target, &rules) {
@@ -230,12 +246,15 @@ impl Planner<'_> {
     async fn salesforce_rows(&self) -> Result<HashMap<String, Row>, SalesforceError> {
         let t = &self.settings.target;
         let soql = format!("SELECT {} FROM {}", columns(t), t.object);
-        let rows = self.sink.query(&soql).await?;
-        Ok(rows
-            .iter()
-            .filter_map(|row| Row::parse(row, t))
-            .map(|row| (row.external_id.clone(), row))
-            .collect())
+        let mut rows = HashMap::new();
+        self.sink
+            .query_each(&soql, &mut |row| {
+                if let Some(row) = Row::parse(&row, t) {
+                    rows.insert(row.external_id.clone(), row);
+                }
+            })
+            .await?;
+        Ok(rows)
     }
 
     /// The external IDs of the records active in Salesforce (for the breaker of a delta).

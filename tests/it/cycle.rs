@@ -423,3 +423,38 @@ async fn the_invoke_command_runs_every_event_file(#[case] api: CxoneApi) {
             .contains("Expected an EventBridge scheduled event")
     );
 }
+
+/// A full snapshot reads Salesforce while CXone pages arrive: with every CXone list page slowed
+/// to a second, Salesforce's rows have been queried before the first page is even served.
+#[rstest]
+#[case::guide(CxoneApi::Guide)]
+#[case::admin(CxoneApi::Admin)]
+#[tokio::test]
+async fn a_full_snapshot_reads_salesforce_while_cxone_pages_arrive(#[case] api: CxoneApi) {
+    let world = world_for(api).await;
+    world.cxone.seed(5);
+    world
+        .cxone
+        .set_latency(endpoints(api).list, Duration::from_secs(1));
+    let queried_by_first_page = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let (seen, log) = (
+        queried_by_first_page.clone(),
+        world.salesforce.log().clone(),
+    );
+    world.cxone.after_list_pages(1, move |_| {
+        *seen.lock().unwrap() = Some(log.count("query"));
+    });
+
+    let first = sync(&world, false, &[]).await;
+    assert_eq!(
+        (first["status"].as_str(), first["created"].as_u64()),
+        (Some("ok"), Some(5)),
+        "{first}"
+    );
+    assert_eq!(
+        *queried_by_first_page.lock().unwrap(),
+        Some(1),
+        "Salesforce's rows should be read while the CXone page is on its way"
+    );
+    assert_eq!(world.salesforce.log().count("query"), 1);
+}

@@ -316,7 +316,7 @@ async fn each_cycle_emits_one_metrics_line_that_matches_its_report(#[case] api: 
 
 /// The outcome flags through the binary: a cycle skipped for the Salesforce API budget sets only
 /// `CycleSkippedBudget`; a cycle that fails on CXone sets only `CycleFailed`, and leaves out the
-/// API usage and watermark lag it never learnt, under the default namespace and service.
+/// watermark lag it never learnt, under the default namespace and service.
 #[rstest]
 #[case::guide(CxoneApi::Guide)]
 #[case::admin(CxoneApi::Admin)]
@@ -349,10 +349,8 @@ async fn skipped_and_failed_cycles_raise_their_own_flags(#[case] api: CxoneApi) 
         "{failed}"
     );
     assert_eq!(flags(&emf), [0, 1, 0]);
-    assert!(
-        emf.get("WatermarkLagSeconds").is_none() && emf.get("ApiUsagePercent").is_none(),
-        "{emf}"
-    );
+    // (The API usage may be known: a full snapshot reads Salesforce while CXone pages arrive.)
+    assert!(emf.get("WatermarkLagSeconds").is_none(), "{emf}");
 }
 
 /// Every log line is JSON and sits in the invocation's span, which carries the request id (the
