@@ -84,6 +84,21 @@ pub trait DeadLetterQueue: Send + Sync {
     async fn send(&self, letters: &[DeadLetter]) -> Result<(), DlqError>;
 }
 
+/// How many messages a queue holds, as SQS approximates it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Depth {
+    /// `ApproximateNumberOfMessages`: waiting to be received.
+    pub visible: u64,
+    /// `ApproximateNumberOfMessagesNotVisible`: received and not yet deleted (a redrive at work).
+    pub in_flight: u64,
+}
+
+/// The queue's depth, read without receiving anything.
+#[async_trait]
+pub trait QueueDepth: Send + Sync {
+    async fn depth(&self) -> Result<Depth, DlqError>;
+}
+
 /// A message read from the queue for a redrive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Received {
@@ -118,7 +133,8 @@ pub trait DeadLetterInbox: Send + Sync {
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageAttributeValue, MessageSystemAttributeName, SendMessageBatchRequestEntry,
+    MessageAttributeValue, MessageSystemAttributeName, QueueAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use std::collections::{BTreeMap, HashSet};
 
@@ -139,6 +155,31 @@ const LISTED_PER_REASON: usize = 10;
 pub struct SqsDeadLetterQueue {
     client: aws_sdk_sqs::Client,
     queue_url: String,
+}
+
+#[async_trait]
+impl QueueDepth for SqsDeadLetterQueue {
+    async fn depth(&self) -> Result<Depth, DlqError> {
+        let output = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.queue_url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .send()
+            .await
+            .map_err(|e| DlqError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+        let count = |name: &QueueAttributeName| -> Result<u64, DlqError> {
+            let raw = output.attributes().and_then(|a| a.get(name));
+            raw.and_then(|n| n.parse().ok()).ok_or_else(|| {
+                DlqError::Unavailable(format!("the queue's {name} is {raw:?}, not a count"))
+            })
+        };
+        Ok(Depth {
+            visible: count(&QueueAttributeName::ApproximateNumberOfMessages)?,
+            in_flight: count(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible)?,
+        })
+    }
 }
 
 impl SqsDeadLetterQueue {

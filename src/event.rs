@@ -15,6 +15,11 @@ pub enum Invocation {
     /// Run one sync cycle; `full` forces a full snapshot; `allow_mass_change` lets it pass the
     /// mass-change breaker once.
     Sync { full: bool, allow_mass_change: bool },
+    /// Compute what the next cycle would do (its flags mean what they mean for a sync), writing
+    /// nothing.
+    Plan { full: bool, allow_mass_change: bool },
+    /// Report the state, the run history and the DLQ's depth, writing nothing.
+    Status,
     /// List (dry run) or delete records archived longer than the retention period.
     Purge { dry_run: bool },
     /// Replay up to `max_messages` dead letters (all visible ones when `None`).
@@ -27,6 +32,7 @@ pub enum Invocation {
 #[error(
     "unsupported event: {0}. Expected an EventBridge scheduled event (\"detail-type\": \"Scheduled Event\"), \
      {{\"action\": \"sync\"}}, {{\"action\": \"sync\", \"full\": true}} (optionally with \"allow_mass_change\": true), \
+     {{\"action\": \"plan\"}} (optionally with \"full\" and \"allow_mass_change\", like a sync), {{\"action\": \"status\"}}, \
      {{\"action\": \"purge\", \"dry_run\": true|false}}, {{\"action\": \"redrive\", \"max_messages\": N}} or an SQS event from the DLQ"
 )]
 pub struct EventError(pub String);
@@ -145,9 +151,14 @@ fn manual(obj: &Map<String, Value>) -> Result<Invocation, EventError> {
             .find(|k| k.as_str() != "action" && !allowed.contains(&k.as_str()))
         {
             Some(unknown) => Err(EventError(format!(
-                "unknown key {} for action {action:?} (allowed: action, {})",
+                "unknown key {} for action {action:?} (allowed: {})",
                 quote(&Value::String(unknown.clone())),
-                allowed.join(", ")
+                ["action"]
+                    .iter()
+                    .chain(allowed)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
             None => Ok(()),
         }
@@ -159,6 +170,17 @@ fn manual(obj: &Map<String, Value>) -> Result<Invocation, EventError> {
                 full: flag("full")?.unwrap_or(false),
                 allow_mass_change: flag("allow_mass_change")?.unwrap_or(false),
             })
+        }
+        Some(Value::String(action)) if action == "plan" => {
+            only("plan", &["full", "allow_mass_change"])?;
+            Ok(Invocation::Plan {
+                full: flag("full")?.unwrap_or(false),
+                allow_mass_change: flag("allow_mass_change")?.unwrap_or(false),
+            })
+        }
+        Some(Value::String(action)) if action == "status" => {
+            only("status", &[])?;
+            Ok(Invocation::Status)
         }
         Some(Value::String(action)) if action == "purge" => {
             only("purge", &["dry_run"])?;
@@ -314,6 +336,21 @@ mod tests {
             sync(true, true)
         );
         assert_eq!(
+            parse(&json!({"action": "plan"})),
+            Ok(Invocation::Plan {
+                full: false,
+                allow_mass_change: false
+            })
+        );
+        assert_eq!(
+            parse(&json!({"action": "plan", "full": true, "allow_mass_change": true})),
+            Ok(Invocation::Plan {
+                full: true,
+                allow_mass_change: true
+            })
+        );
+        assert_eq!(parse(&json!({"action": "status"})), Ok(Invocation::Status));
+        assert_eq!(
             parse(&json!({"action": "purge"})),
             Ok(Invocation::Purge { dry_run: true })
         );
@@ -345,6 +382,9 @@ mod tests {
             json!({"action": "dance"}),
             json!({"action": "sync", "full": "yes"}),
             json!({"action": "sync", "ful": true}),
+            json!({"action": "plan", "dry_run": true}),
+            json!({"action": "plan", "full": 1}),
+            json!({"action": "status", "full": true}),
             json!({"action": "purge", "dry_run": "no"}),
             json!({"action": "redrive", "max_messages": 0}),
             json!({"Records": [{"eventSource": "aws:s3", "messageId": "x"}]}),

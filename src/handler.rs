@@ -4,6 +4,7 @@ use crate::config::Config;
 use crate::cxone::{self, CredentialsMismatch, DispositionSource};
 use crate::dlq::SqsDeadLetterQueue;
 use crate::event::{self, Invocation};
+use crate::history::{self, CycleSummary, DynamoDbRunHistory};
 use crate::mapping::RulesCache;
 use crate::purge::Purge;
 use crate::redrive::{self, Redrive};
@@ -64,6 +65,8 @@ pub struct App {
     settings: Settings,
     secrets: Box<dyn SecretSource>,
     state: DynamoDbStateStore,
+    /// The run history, in its own item of the state table.
+    history: DynamoDbRunHistory,
     dlq: SqsDeadLetterQueue,
     /// Where redrive moves messages that keep failing (`PARKING_URL`), if set.
     parking: Option<SqsDeadLetterQueue>,
@@ -115,6 +118,11 @@ impl App {
                 &config.aws.state_table,
                 &config.sync.sync_id,
             ),
+            history: DynamoDbRunHistory::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                &config.aws.state_table,
+                &config.sync.sync_id,
+            ),
             dlq: SqsDeadLetterQueue::new(aws_sdk_sqs::Client::new(&sdk), &config.aws.dlq_url),
             parking: config
                 .aws
@@ -155,6 +163,23 @@ impl App {
                     tracing::info!(target: "cycle_report", report = %json, status = ?report.status, "cycle finished");
                     crate::metrics::emit(&self.config, &report, request_id);
                     Ok(json)
+                }
+                Invocation::Plan { full, allow_mass_change } => {
+                    let platforms = self.platforms(false).await?;
+                    let request = CycleRequest { full, allow_mass_change, deadline, ..CycleRequest::default() };
+                    let report = self.engine(&platforms).dry_run(&request).await;
+                    let json = serde_json::to_value(&report).expect("a report serializes");
+                    tracing::info!(target: "plan_report", status = ?report.status, would = %json["would"], "plan finished");
+                    Ok(json)
+                }
+                Invocation::Status => {
+                    let sources = crate::status::Sources {
+                        sync_id: &self.config.sync.sync_id,
+                        state: &self.state,
+                        history: &self.history,
+                        dlq: &self.dlq,
+                    };
+                    Ok(serde_json::to_value(sources.read(Utc::now()).await).expect("a report serializes"))
                 }
                 Invocation::Redrive { max_messages } => {
                     let platforms = self.platforms(false).await?;
@@ -211,14 +236,19 @@ impl App {
             .await)
     }
 
+    /// Runs one cycle and adds it to the run history (whatever its outcome, a skip included).
     async fn run_cycle(&self, platforms: &Platforms, request: CycleRequest) -> CycleReport {
-        self.engine(platforms)
+        let started = Utc::now();
+        let report = self
+            .engine(platforms)
             .run(request)
             .instrument(tracing::info_span!(
                 "cycle",
                 cycle_id = tracing::field::Empty
             ))
-            .await
+            .await;
+        history::record(&self.history, &CycleSummary::of(&report, started)).await;
+        report
     }
 
     fn engine<'a>(&'a self, platforms: &'a Platforms) -> Engine<'a> {

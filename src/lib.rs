@@ -5,7 +5,8 @@
 //! # Layout, in the order data flows
 //! - [`event`]: what an invocation asks for: a scheduled tick, a manual action, SQS dead letters.
 //! - [`handler`]: builds the clients once per cold start and runs what the event asks.
-//! - [`sync`]: one cycle, whose steps are its submodules: the lease, the plan, the writer, the report.
+//! - [`sync`]: one cycle, whose steps are its submodules: the lease, the plan, the writer, the report;
+//!   and the dry run, which computes the next cycle's plan and prices it without writing.
 //! - [`cxone`]: fetch: the source of the codes, the CXone Admin API or the guide's API.
 //! - [`domain`]: a code as CXone describes it, validated (`DispositionId`, `Disposition`).
 //! - [`mapping`]: map: a code into its Salesforce record (picklist normalisation, lengths).
@@ -15,6 +16,9 @@
 //! - [`watermark`]: the durable state: watermark, overlap memory, lease, in DynamoDB.
 //! - [`redrive`]: replays dead letters once their cause is fixed (SQS event or by hand).
 //! - [`purge`]: the retention purge, the only path that deletes.
+//! - [`history`]: the run history, one summary per cycle, for the status view.
+//! - [`status`]: the status view: state, run history and DLQ depth, read without writing.
+//! - [`text`]: the short human summary of a response (`invoke --format text`).
 //! - [`metrics`]: the cycle's CloudWatch metrics, as one Embedded Metric Format line.
 //! - [`config`]: the settings, grouped by concern, validated once at start.
 //! - [`secrets`]: the credentials secret, held in `secrecy` types (redacted `Debug`).
@@ -31,6 +35,7 @@ pub mod dlq;
 pub mod domain;
 pub mod event;
 pub mod handler;
+pub mod history;
 pub mod http;
 pub mod mapping;
 pub mod metrics;
@@ -40,7 +45,9 @@ pub mod redrive;
 pub mod retry;
 pub mod salesforce;
 pub mod secrets;
+pub mod status;
 pub mod sync;
 pub mod telemetry;
+pub mod text;
 pub mod token;
 pub mod watermark;

@@ -1,6 +1,6 @@
 //! The `disposition-sync` binary: the Lambda function, or one local invocation of it.
 
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use disposition_sync::config::Config;
 use disposition_sync::handler::App;
 use std::io::Read;
@@ -39,7 +39,16 @@ enum Command {
         /// alive, then fails its final write rather than overwriting this one's
         #[arg(long)]
         take_over_lease: bool,
+        /// How to print the response: the JSON the Lambda would return, or a short human summary
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Format {
+    Json,
+    Text,
 }
 
 #[tokio::main]
@@ -54,7 +63,8 @@ async fn main() -> ExitCode {
             event,
             timeout_seconds,
             take_over_lease,
-        } => invoke(&event, timeout_seconds, take_over_lease).await,
+            format,
+        } => invoke(&event, timeout_seconds, take_over_lease, format).await,
     }
 }
 
@@ -91,7 +101,12 @@ async fn run_lambda() -> ExitCode {
 }
 
 /// Runs the same handler once, as the Lambda runtime would with a default context.
-async fn invoke(path: &Path, timeout_seconds: Option<u64>, take_over_lease: bool) -> ExitCode {
+async fn invoke(
+    path: &Path,
+    timeout_seconds: Option<u64>,
+    take_over_lease: bool,
+    format: Format,
+) -> ExitCode {
     let deadline =
         timeout_seconds.map(|s| chrono::Utc::now() + chrono::Duration::seconds(s as i64));
     let text = if path == Path::new("-") {
@@ -121,13 +136,19 @@ async fn invoke(path: &Path, timeout_seconds: Option<u64>, take_over_lease: bool
     let request_id = uuid::Uuid::new_v4().to_string();
     // An error prints the body Lambda reports for a failed invocation ({errorType, errorMessage}).
     let (body, code) = match app.handle(event, &request_id, deadline).await {
-        Ok(response) => (serde_json::to_string_pretty(&response), ExitCode::SUCCESS),
+        Ok(response) => (response, ExitCode::SUCCESS),
         Err(e) => (
-            serde_json::to_string_pretty(&lambda_runtime::Diagnostic::from(e)),
+            serde_json::to_value(lambda_runtime::Diagnostic::from(e)).expect("JSON serializes"),
             ExitCode::FAILURE,
         ),
     };
-    println!("{}", body.expect("JSON serializes"));
+    match format {
+        Format::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&body).expect("JSON serializes")
+        ),
+        Format::Text => print!("{}", disposition_sync::text::render(&body)),
+    }
     code
 }
 

@@ -74,7 +74,7 @@ impl SalesforceError {
 }
 
 /// The org's API usage as last reported in `Sforce-Limit-Info`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ApiUsage {
     pub used: u64,
     pub max: u64,

@@ -48,8 +48,7 @@ pub async fn take(
     clock_skew: Duration,
 ) -> Result<Held, Reason> {
     let mut before = stored.state;
-    let skew = chrono::Duration::from_std(clock_skew).unwrap_or_default();
-    let repairs = before.clear_future_times(now + skew, now + UNBOUNDED_LEASE + skew);
+    let repairs = repair(&mut before, now, clock_skew);
     let take_over = matches!(
         holder,
         Holder::Cycle {
@@ -104,6 +103,14 @@ pub async fn take(
         Err(StateError::Conflict { .. }) => Err(Reason::LeaseTaken),
         Err(e) => Err(Reason::StateUnavailable(e.to_string())),
     }
+}
+
+/// Clears the times in `state` later than `now + clock_skew` (a lease: later than the longest
+/// lease), which only a clock error or a corrupt item can put there; returns them in words. A
+/// cycle writes the repaired state; a dry run repairs its copy in memory only.
+pub fn repair(state: &mut SyncState, now: DateTime<Utc>, clock_skew: Duration) -> Vec<String> {
+    let skew = chrono::Duration::from_std(clock_skew).unwrap_or_default();
+    state.clear_future_times(now + skew, now + UNBOUNDED_LEASE + skew)
 }
 
 /// Writes `state` (which holds no lease) over the leased item. Best effort: if this write fails

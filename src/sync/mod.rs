@@ -15,6 +15,7 @@
 //! The engine sees its edges only through the [`DispositionSource`], [`RecordSink`],
 //! [`StateStore`] and [`DeadLetterQueue`] traits. The [`report`] is its response.
 
+pub mod dry_run;
 pub mod lease;
 mod letters;
 pub mod plan;
@@ -125,17 +126,31 @@ pub struct Engine<'a> {
 }
 
 /// How a cycle ended: its status and, unless it ran to completion, why.
-type Ending = (Status, Option<Reason>);
+pub(crate) type Ending = (Status, Option<Reason>);
 
 /// What the fetch set aside because it is not a valid disposition: the letters to send, and the
 /// versions they stand for, so that a record that stays malformed is dead-lettered once.
 #[derive(Default)]
-struct SetAside {
-    letters: Vec<DeadLetter>,
+pub(crate) struct SetAside {
+    pub letters: Vec<DeadLetter>,
     /// Versions with a readable id and time: done once their letter is durable, like a write.
     placed: Vec<Version>,
     /// Records without one, remembered by a fingerprint of what CXone sent.
     unplaced: Vec<VersionMark>,
+}
+
+/// Steps 2 to 4 of a cycle, computed and not yet acted on.
+pub(crate) struct Prepared {
+    pub full: bool,
+    /// Whether the listing held still while it was read (see [`crate::cxone::Listing`]).
+    pub settled: bool,
+    /// Distinct valid codes fetched.
+    pub codes: usize,
+    pub versions: Vec<Version>,
+    pub set_aside: SetAside,
+    pub plan: Plan,
+    /// Salesforce requests the planner sent (token, describe, queries).
+    pub planning_requests: u64,
 }
 
 /// The overlap memory's mark for a record without a readable id and time: a fingerprint of
@@ -235,57 +250,22 @@ impl Engine<'_> {
         released.lease = None;
         released.last_cycle_started = Some(now);
 
-        // 2. Mode.
-        let full = request.full || self.reconciliation_due(&held.before, now);
-        report.mode = if full { Mode::Full } else { Mode::Delta };
-
-        // 3. Fetch; a full snapshot reads Salesforce's rows while the CXone pages arrive.
-        let planner = Planner {
-            sink: self.sink,
-            rules: self.rules,
-            settings: self.settings,
-        };
-        let since = (!full)
-            .then_some(held.before.watermark)
-            .flatten()
-            .map(|w| w - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default());
-        // The first failure ends both: a CXone outage stops the Salesforce read, and back.
-        let fetch = async {
-            let listing = self.source.changed_since(since).await;
-            listing.map_err(|e| (Status::Failed, Some(fetch_failure(e))))
-        };
-        let read = async {
-            if !full {
-                return Ok(None);
-            }
-            planner.snapshot().await.map(Some).map_err(plan_failure)
-        };
-        let (fetched, snapshot) = match tokio::try_join!(fetch, read) {
-            Ok(both) => both,
+        // 2 to 4: mode, fetch, plan: the same computation a dry run makes.
+        let prepared = match self.prepare(request, &held.before, now, report).await {
+            Ok(prepared) => prepared,
             Err(ending) => {
                 lease::release(self.state, &released, held.version).await;
                 return ending;
             }
         };
-        report.fetched = fetched.records.len();
-        let fetched_settled = fetched.settled;
-        if !fetched_settled {
-            tracing::warn!(
-                "the listing kept changing while it was read; the watermark holds, and the next cycle reads it again"
-            );
-            report.listing_changed = true;
-        }
-        let (codes, set_aside) = self.newest(fetched.records, &report.cycle_id, &held.before);
-        let versions: Vec<Version> = codes.iter().map(Latest::version).collect();
-
-        // 4. Plan, and the breaker.
-        let plan = match planner.plan(codes, &held.before, snapshot, now).await {
-            Ok(plan) => plan,
-            Err(reason) => {
-                lease::release(self.state, &released, held.version).await;
-                return plan_failure(reason);
-            }
-        };
+        let Prepared {
+            full,
+            settled,
+            versions,
+            set_aside,
+            plan,
+            ..
+        } = prepared;
         if let Err(reason) =
             plan.breaker(request.allow_mass_change, self.settings.max_archive_percent)
         {
@@ -303,10 +283,76 @@ impl Engine<'_> {
             released,
             now,
             full,
-            settled: fetched_settled,
+            settled,
         };
         self.apply(leased, plan, versions, set_aside, request.deadline, report)
             .await
+    }
+
+    /// Steps 2 to 4 on the state `before`: the mode, the fetch (the newest version of each code,
+    /// malformed records set aside; a full snapshot reads Salesforce's rows at the same time)
+    /// and the plan. The cycle and the dry run both call this, so a dry run predicts exactly
+    /// what the next cycle does; it writes nothing. The breaker is the caller's: a cycle
+    /// refuses, a dry run reports.
+    pub(crate) async fn prepare(
+        &self,
+        request: &CycleRequest,
+        before: &SyncState,
+        now: DateTime<Utc>,
+        report: &mut CycleReport,
+    ) -> Result<Prepared, Ending> {
+        // 2. Mode.
+        let full = request.full || self.reconciliation_due(before, now);
+        report.mode = if full { Mode::Full } else { Mode::Delta };
+
+        // 3. Fetch; a full snapshot reads Salesforce's rows while the CXone pages arrive.
+        let planner = Planner {
+            sink: self.sink,
+            rules: self.rules,
+            settings: self.settings,
+        };
+        let sf0 = self.sink.requests();
+        let since = (!full)
+            .then_some(before.watermark)
+            .flatten()
+            .map(|w| w - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default());
+        // The first failure ends both: a CXone outage stops the Salesforce read, and back.
+        let fetch = async {
+            let listing = self.source.changed_since(since).await;
+            listing.map_err(|e| (Status::Failed, Some(fetch_failure(e))))
+        };
+        let read = async {
+            if !full {
+                return Ok(None);
+            }
+            planner.snapshot().await.map(Some).map_err(plan_failure)
+        };
+        let (fetched, snapshot) = tokio::try_join!(fetch, read)?;
+        report.fetched = fetched.records.len();
+        let settled = fetched.settled;
+        if !settled {
+            tracing::warn!(
+                "the listing kept changing while it was read; the watermark holds, and the next cycle reads it again"
+            );
+            report.listing_changed = true;
+        }
+        let (codes, set_aside) = self.newest(fetched.records, &report.cycle_id, before);
+        let versions: Vec<Version> = codes.iter().map(Latest::version).collect();
+
+        // 4. Plan.
+        let plan = planner
+            .plan(codes, before, snapshot, now)
+            .await
+            .map_err(plan_failure)?;
+        Ok(Prepared {
+            full,
+            settled,
+            codes: versions.len(),
+            versions,
+            set_aside,
+            plan,
+            planning_requests: self.sink.requests() - sf0,
+        })
     }
 
     /// Step 1: reads the state and takes the lease, or says how the cycle ends without running.

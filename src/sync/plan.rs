@@ -56,6 +56,9 @@ pub struct Plan {
     pub unmapped_category_values: BTreeSet<String>,
     /// Fields cut to their Salesforce length.
     pub truncated: usize,
+    /// The Salesforce rows of the records to write, by external ID, as the reconciliation read
+    /// them (a delta reads none: it writes without comparing). A dry run compares with them.
+    pub rows: HashMap<String, Row>,
 }
 
 impl Plan {
@@ -118,7 +121,7 @@ impl Planner<'_> {
             .get(self.sink, true)
             .await
             .map_err(|e| Reason::salesforce("describe failed", &e))?;
-        let rows = self.salesforce_rows().await.map_err(|e| {
+        let rows = self.rows(None).await.map_err(|e| {
             Reason::salesforce("reading Salesforce for the reconciliation failed", &e)
         })?;
         Ok(Snapshot { rules, rows })
@@ -216,6 +219,7 @@ impl Planner<'_> {
                     if row.fields.is_active == Some(true) && !d.is_active {
                         plan.archiving += 1;
                     }
+                    plan.rows.insert(row.external_id.clone(), row);
                 }
                 // Archived longer than the retention period: the purge removed it on purpose,
                 // so reconciliation must not bring it back.
@@ -242,10 +246,17 @@ impl Planner<'_> {
         plan
     }
 
-    /// Every Salesforce record of the object by external ID, with the fields the sync owns.
-    async fn salesforce_rows(&self) -> Result<HashMap<String, Row>, SalesforceError> {
+    /// The Salesforce records of the object that `filter` (a SOQL condition) selects, every
+    /// one without it, by external ID, with the fields the sync owns.
+    pub async fn rows(
+        &self,
+        filter: Option<&str>,
+    ) -> Result<HashMap<String, Row>, SalesforceError> {
         let t = &self.settings.target;
-        let soql = format!("SELECT {} FROM {}", columns(t), t.object);
+        let mut soql = format!("SELECT {} FROM {}", columns(t), t.object);
+        if let Some(filter) = filter {
+            soql = format!("{soql} WHERE {filter}");
+        }
         let mut rows = HashMap::new();
         self.sink
             .query_each(&soql, &mut |row| {
@@ -292,6 +303,7 @@ fn flag_stale(rows: HashMap<String, Row>, plan: &mut Plan, reconcile: &mut Recon
         if row.fields.is_active == Some(true) {
             plan.archiving += 1;
         }
+        plan.rows.insert(row.external_id.clone(), row);
         plan.writes.push(Write::StaleFlag { external_id });
     }
 }
