@@ -188,7 +188,9 @@ fn plan(out: &mut String, r: &Value) {
     }
 }
 
-/// `Name: "old" → "new", IsActive__c: true → false`, or a dead letter's reason.
+/// `Name: "old" → "new", IsActive__c: true → false`, or a dead letter's reason. `Name` comes
+/// first; CXone's modification time, which changes with every edit, is left to the JSON; a create
+/// shows its name and how many fields it sets.
 fn fields(change: &Value) -> String {
     if let Some(reason) = change.get("reason").and_then(Value::as_str) {
         return reason.to_owned();
@@ -196,14 +198,26 @@ fn fields(change: &Value) -> String {
     let Some(fields) = change["fields"].as_object() else {
         return String::new();
     };
-    if fields.is_empty() {
-        return "(written again; no field differs)".into();
+    let shown = |name: &str, c: &Value| format!("{name}: {} → {}", c["from"], c["to"]);
+    if change["action"] == "create" {
+        let name = fields
+            .get("Name")
+            .map(|c| shown("Name", c))
+            .unwrap_or_default();
+        return format!("{name} (new record, {} fields)", fields.len());
     }
-    fields
+    let mut parts: Vec<String> = fields
         .iter()
-        .map(|(name, c)| format!("{name}: {} → {}", c["from"], c["to"]))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .filter(|(name, _)| name.as_str() != "Name" && name.as_str() != "LastModifiedCXone__c")
+        .map(|(name, c)| shown(name, c))
+        .collect();
+    if let Some(c) = fields.get("Name") {
+        parts.insert(0, shown("Name", c));
+    }
+    if parts.is_empty() {
+        return "(written again; no owned field differs)".into();
+    }
+    parts.join(", ")
 }
 
 fn status(out: &mut String, r: &Value) {

@@ -17,8 +17,27 @@ pub struct Run {
 /// Runs `disposition-sync invoke --event -` with `event` on stdin and the world's environment,
 /// overridden by `extra`.
 pub async fn invoke(world: &LocalWorld, event: &Value, extra: &[(&str, &str)]) -> Run {
+    let (success, stdout, stderr) = invoke_with(world, event, &[], extra).await;
+    let response = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}\nstderr: {stderr}"));
+    Run {
+        success,
+        response,
+        stderr,
+    }
+}
+
+/// Runs `disposition-sync invoke --event - <args>` like [`invoke`]; returns whether it
+/// succeeded, its stdout and its stderr.
+pub async fn invoke_with(
+    world: &LocalWorld,
+    event: &Value,
+    args: &[&str],
+    extra: &[(&str, &str)],
+) -> (bool, String, String) {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_disposition-sync"));
     cmd.args(["invoke", "--event", "-"])
+        .args(args)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in world.env() {
@@ -40,13 +59,7 @@ pub async fn invoke(world: &LocalWorld, event: &Value, extra: &[(&str, &str)]) -
     let out = child.wait_with_output().await.unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    let response = serde_json::from_str(&stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {stdout}\nstderr: {stderr}"));
-    Run {
-        success: out.status.success(),
-        response,
-        stderr,
-    }
+    (out.status.success(), stdout, stderr)
 }
 
 /// Runs a sync cycle (`{"action": "sync"}`, optionally full) and asserts the process succeeded.

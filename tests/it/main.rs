@@ -12,6 +12,7 @@ mod harness;
 mod kill;
 mod metadata;
 mod observability;
+mod plan;
 mod props;
 mod redrive;
 mod support;
