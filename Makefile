@@ -120,46 +120,60 @@ build: setup-tools ## Build the release arm64 Lambda bootstrap (target/lambda/di
 	rustup target add aarch64-unknown-linux-gnu
 	PATH="$(PY):$$PATH" cargo lambda build --release --arm64 --bin disposition-sync
 
-demo: setup ## Full sync, edits in CXone, then a manual sync, all against the local world (CXONE_API=admin|guide); prints both results
+demo: ## The story in a screenful, against the local world (CXONE_API=admin|guide): plan, sync, three edits in CXone, plan, sync, status
 	@eval "$$WORLD_HELPERS"
 	mkdir -p $(LOCAL)
-	cargo build --workspace --bins
+	if [ ! -f $(VENV)/.setup.done ]; then
+	  echo "== setup: installing moto server (local AWS: DynamoDB, SQS, Secrets Manager) into $(VENV); first run only, about a minute"
+	fi
+	$(MAKE) --no-print-directory setup
+	echo "== build: compiling disposition-sync and the CXone and Salesforce simulators (a few minutes the first time)"
+	cargo build --workspace --bins --quiet
 	trap stop_all EXIT
 	trap 'exit 130' INT TERM
+	echo "== local world: moto, a CXone simulator ($(CXONE_API) API) with 300 codes, an empty Salesforce org"
 	# A separate process group per background process, so that stop_all can kill each by its id.
 	set -m
 	start_world 300
 	set +m
-	run_sync() {  # $$1 = event file, $$2 = name of the .local/ output files
-	  $(TARGET)/debug/disposition-sync invoke --event "$$1" >$(LOCAL)/$$2.json 2>$(LOCAL)/$$2.log || {
-	    echo "disposition-sync failed on $$1; response and last log lines:" >&2
-	    cat $(LOCAL)/$$2.json >&2; tail -n 20 $(LOCAL)/$$2.log >&2; return 1
+	run() {  # $$1 = event file, $$2 = name of the .local/ output files; prints the text summary
+	  $(TARGET)/debug/disposition-sync invoke --format text --event "$$1" >$(LOCAL)/$$2.txt 2>$(LOCAL)/$$2.log || {
+	    echo "disposition-sync failed on $$1; output and last log lines:" >&2
+	    cat $(LOCAL)/$$2.txt >&2; tail -n 20 $(LOCAL)/$$2.log >&2; return 1
 	  }
+	  cat $(LOCAL)/$$2.txt
 	}
-	echo "== full sync: 300 codes from CXone into an empty Salesforce"
-	run_sync events/full-sync.json full-sync
-	# Rename the first code, deactivate the second and create a new one, through the simulator's
-	# control routes, which speak the world's API (its ids and shapes) whichever it is.
+	echo
+	echo "== 1. plan the first sync (a dry run: nothing is written)"
+	run events/plan.json plan-first
+	echo
+	echo "== 2. sync"
+	run events/full-sync.json sync-first
+	# Rename the first code, deactivate the second and add one, through the simulator's control
+	# routes, which speak the world's API (its ids and shapes) whichever it is.
 	sim="$${CXONE_ISSUER:-$${CXONE_BASE_URL:-}}"
-	ids=$$(curl -fsS "$$sim/_sim/codes" \
-	  | python3 -c 'import json, sys; print(" ".join(c["external_id"] for c in json.load(sys.stdin)[:2]))')
-	read -r first second <<<"$$ids"
+	codes=$$(curl -fsS "$$sim/_sim/codes" \
+	  | python3 -c 'import json, sys; c = json.load(sys.stdin)[:2]; print(c[0]["external_id"], c[1]["external_id"], c[0]["name"], "|", c[1]["name"])')
+	read -r first second names <<<"$$codes"
 	curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' \
 	  -d '{"name": "Renamed in the demo"}' "$$sim/_sim/dispositions/$$first/rename"
 	curl -fsS -o /dev/null -X POST "$$sim/_sim/dispositions/$$second/deactivate"
-	added=$$(curl -fsS -X POST -H 'Content-Type: application/json' \
-	  -d '{"name": "Added in the demo", "category": "Sales", "is_active": true}' "$$sim/_sim/codes" \
-	  | python3 -c 'import json, sys; print(json.load(sys.stdin)["external_id"])')
-	echo "== in CXone ($(CXONE_API) API): renamed $$first, deactivated $$second, created $$added"
-	echo "== manual sync"
-	run_sync events/manual-sync.json manual-sync
-	pretty() { python3 -m json.tool "$$1"; }
-	echo "== full sync response:";   pretty $(LOCAL)/full-sync.json
-	echo "== manual sync response:"; pretty $(LOCAL)/manual-sync.json
-	echo "== Salesforce table:"
-	curl -fsS "$$SF_LOGIN_URL/_sim/table"
+	curl -fsS -o /dev/null -X POST -H 'Content-Type: application/json' \
+	  -d '{"name": "Added in the demo", "category": "Sales", "is_active": true}' "$$sim/_sim/codes"
 	echo
-	echo "== logs: $(LOCAL)/full-sync.log, $(LOCAL)/manual-sync.log, $(LOCAL)/world.log"
+	echo "== 3. three edits in CXone: \"$${names%% | *}\" renamed to \"Renamed in the demo\", \"$${names##* | }\" deactivated, \"Added in the demo\" added"
+	echo
+	echo "== 4. plan the next sync: exactly those three"
+	run events/plan.json plan-delta
+	echo
+	echo "== 5. sync"
+	run events/manual-sync.json sync-delta
+	echo
+	echo "== 6. status"
+	run events/status.json status
+	curl -fsS "$$SF_LOGIN_URL/_sim/table" >$(LOCAL)/salesforce-table.txt
+	echo
+	echo "== the Salesforce table: $(LOCAL)/salesforce-table.txt; logs: $(LOCAL)/*.log"
 
 local-invoke: setup-tools ## Invoke the function under cargo lambda watch, against the local world, with EVENT
 	@eval "$$WORLD_HELPERS"

@@ -5,7 +5,7 @@ use serde_json::Value;
 use std::fmt::Write;
 
 /// Changes and cycles listed before "…and N more".
-const ROWS: usize = 20;
+const ROWS: usize = 10;
 const RECENT_CYCLES: usize = 5;
 
 /// The summary of any response the handler returns; unknown shapes print as JSON.
@@ -94,11 +94,12 @@ fn cycle(out: &mut String, r: &Value) {
         n(&r["dead_lettered"]),
         n(&r["failed"])
     );
+    let mark = |v: &Value| v.as_str().unwrap_or("none").to_owned();
     let _ = writeln!(
         out,
         "  watermark {} -> {}",
-        s(&r["watermark_before"]),
-        s(&r["watermark_after"])
+        mark(&r["watermark_before"]),
+        mark(&r["watermark_after"])
     );
     let _ = writeln!(
         out,

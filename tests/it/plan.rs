@@ -584,7 +584,7 @@ async fn format_text_summarises_every_response() {
             "Salesforce API calls (1 upserts)",
             "external id",
             &format!("create       Name: null → \"{name}\" (new record, 6 fields)"),
-            "…and 5 more",
+            "…and 15 more",
         ],
     );
     let cycle = text(json!({"action": "sync"})).await;
@@ -593,7 +593,7 @@ async fn format_text_summarises_every_response() {
         &[
             "ok (full sync)",
             "created 25, updated 0, archived 0",
-            "watermark - -> 20",
+            "watermark none -> 20",
         ],
     );
 
