@@ -211,7 +211,7 @@ lambda-check: build ## Build the arm64 package, then run every events/ file thro
 	# Each trigger through the real runtime API emulation: a JSON response, never a function error.
 	for event in events/scheduled.json events/manual-sync.json events/full-sync.json \
 	             events/full-sync-allow-mass-change.json events/purge.json events/purge-execute.json \
-	             events/redrive.json events/sqs-redrive.json; do
+	             events/redrive.json events/sqs-redrive.json events/plan.json events/status.json; do
 	  PATH="$(PY):$$PATH" cargo lambda invoke -A 127.0.0.1 -P "$$port" --data-file "$$event" disposition-sync \
 	    >$(LOCAL)/invoke.json 2>$(LOCAL)/invoke.log || { cat $(LOCAL)/invoke.log $(LOCAL)/watch.log >&2; exit 1; }
 	  python3 - "$$event" $(LOCAL)/invoke.json <<-'PY'
