@@ -396,6 +396,11 @@ async fn the_invoke_command_runs_every_event_file(#[case] api: CxoneApi) {
                 "{r}"
             ),
             "redrive.json" => assert_eq!((status, mode), (Some("ok"), Some("redrive")), "{r}"),
+            "plan.json" => assert_eq!((status, mode), (Some("ok"), Some("plan")), "{r}"),
+            "status.json" => {
+                assert_eq!((status, mode), (Some("ok"), Some("status")), "{r}");
+                assert!(r["last_cycle"].is_object(), "{r}");
+            }
             // Its two letters name codes this CXone does not have: superseded, none kept.
             "sqs-redrive.json" => {
                 assert_eq!(r["batchItemFailures"], json!([]), "{r}");
