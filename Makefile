@@ -126,7 +126,7 @@ demo: ## The story in a screenful, against the local world (CXONE_API=admin|guid
 	if [ ! -f $(VENV)/.setup.done ]; then
 	  echo "== setup: installing moto server (local AWS: DynamoDB, SQS, Secrets Manager) into $(VENV); first run only, about a minute"
 	fi
-	$(MAKE) --no-print-directory setup
+	$(MAKE) -s --no-print-directory setup
 	echo "== build: compiling disposition-sync and the CXone and Salesforce simulators (a few minutes the first time)"
 	cargo build --workspace --bins --quiet
 	trap stop_all EXIT

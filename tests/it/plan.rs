@@ -130,6 +130,18 @@ async fn cycle_matches(
     assert_eq!(n(&cycle["dead_lettered"]), n(&next["dead_lettered"]));
     let sent = world.salesforce.log().count("upsert") - upserts;
     assert_eq!(sent as u64, n(&next["upsert_calls"]), "{plan}\n{cycle}");
+    // Each invoke is a cold start, as the plan assumes: its price is the cycle's request count.
+    assert_eq!(
+        (
+            n(&cycle["salesforce_requests"]),
+            n(&cycle["cxone_requests"])
+        ),
+        (
+            n(&plan["cost"]["salesforce_requests"]),
+            n(&plan["cost"]["cxone_requests"])
+        ),
+        "{plan}\n{cycle}"
+    );
     cycle
 }
 
