@@ -139,7 +139,7 @@ fn plan(out: &mut String, r: &Value) {
     let c = &r["cost"];
     let _ = writeln!(
         out,
-        "  cost: {} Salesforce API calls ({} upserts), {} CXone requests; API usage after: {:.1}%",
+        "  cost: {} Salesforce API calls (upserts: {}), {} CXone requests; API usage after: {:.1}%",
         n(&c["salesforce_requests"]),
         n(&r["next_cycle"]["upsert_calls"]),
         n(&c["cxone_requests"]),

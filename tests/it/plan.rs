@@ -593,7 +593,7 @@ async fn format_text_summarises_every_response() {
             "plan (full reconciliation): ok",
             "would create 25, update 0, archive 0",
             "breaker: pass",
-            "Salesforce API calls (1 upserts)",
+            "Salesforce API calls (upserts: 1)",
             "external id",
             &format!("create       Name: null → \"{name}\" (new record, 6 fields)"),
             "…and 15 more",
