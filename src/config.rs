@@ -53,6 +53,9 @@ pub struct CxoneSettings {
     pub page_size: u32,
     /// `CXONE_RETRY_AFTER_DEFAULT_SECONDS` (60): wait after a 429 that has no `Retry-After`.
     pub default_retry_after: Duration,
+    /// `CXONE_MAX_IN_FLIGHT` (4, 1–16): list page requests in flight at once; one at a time for
+    /// the rest of a cycle once CXone throttles.
+    pub max_in_flight: u32,
 }
 
 /// The two CXone APIs the sync can read.
@@ -338,6 +341,7 @@ impl CxoneSettings {
             api,
             page_size: env.number("CXONE_PAGE_SIZE", 100, 1..=10_000)? as u32,
             default_retry_after: env.seconds("CXONE_RETRY_AFTER_DEFAULT_SECONDS", 60, 0..=900)?,
+            max_in_flight: env.number("CXONE_MAX_IN_FLIGHT", 4, 1..=16)? as u32,
         })
     }
 }
@@ -516,9 +520,10 @@ mod tests {
             (
                 c.cxone.page_size,
                 c.salesforce.batch_size,
-                c.sync.record_max_attempts
+                c.sync.record_max_attempts,
+                c.cxone.max_in_flight
             ),
-            (100, 200, 3)
+            (100, 200, 3, 4)
         );
         assert_eq!(c.sync.overlap, Duration::from_secs(60));
         assert_eq!(c.sync.full_reconcile, Duration::from_secs(24 * 3600));
@@ -618,6 +623,8 @@ mod tests {
             ("REDRIVE_MAX_ATTEMPTS", "4294967296"),
             ("CXONE_PAGE_SIZE", "4294967296"),
             ("SF_MAX_IN_FLIGHT", "1000000"),
+            ("CXONE_MAX_IN_FLIGHT", "17"),
+            ("CXONE_MAX_IN_FLIGHT", "0"),
             ("RETRY_BASE_DELAY_MS", "60001"),
             ("MIN_POLL_INTERVAL_SECONDS", "99999999999"),
             ("CXONE_RETRY_AFTER_DEFAULT_SECONDS", "99999999999"),

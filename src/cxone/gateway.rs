@@ -38,6 +38,8 @@ pub(super) struct Gateway {
     throttle: Throttle,
     /// Shared with the source's token fetcher, so that token requests are counted too.
     requests: Arc<AtomicU64>,
+    /// 429 answers so far: a listing reads one page at a time once this moves.
+    throttles: AtomicU64,
 }
 
 impl Gateway {
@@ -58,6 +60,7 @@ impl Gateway {
             retry_base,
             throttle: Throttle::new(THROTTLE_WAITS, settings.default_retry_after),
             requests,
+            throttles: AtomicU64::new(0),
         }
     }
 
@@ -71,6 +74,11 @@ impl Gateway {
 
     pub fn throttled_ms(&self) -> u64 {
         self.throttle.waited_ms()
+    }
+
+    /// How many 429s CXone answered so far.
+    pub fn throttles(&self) -> u64 {
+        self.throttles.load(Ordering::Relaxed)
     }
 
     /// GETs `url` with the cached bearer token.
@@ -104,7 +112,11 @@ impl Gateway {
             if let Some(bearer) = token.bearer() {
                 request = request.bearer_auth(bearer);
             }
-            classify(request.send().await).await
+            let verdict = classify(request.send().await).await;
+            if matches!(verdict, Verdict::Throttled { .. }) {
+                self.throttles.fetch_add(1, Ordering::Relaxed);
+            }
+            verdict
         })
         .await
     }

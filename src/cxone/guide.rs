@@ -5,7 +5,7 @@
 use super::gateway::{Gateway, Reply};
 use super::{CxoneError, DispositionSource, Listing, MAX_PASSES, Moves};
 use crate::config::{CxoneSettings, GuideApi, HttpSettings};
-use crate::domain::{Disposition, DispositionId, SourceRecord, format_ts};
+use crate::domain::{Disposition, DispositionId, RawRecord, SourceRecord, format_ts};
 use crate::http::{client_credentials_token, join, json_type, token_field};
 use crate::secrets::ClientCredentials;
 use crate::token::{AuthError, IssuedToken, TokenFetcher};
@@ -168,7 +168,10 @@ fn page_items(body: Value) -> Result<Vec<Value>, String> {
 /// the raw JSON kept for the dead-letter queue and the id and version when they can be read.
 pub fn parse_record(raw: Value) -> SourceRecord {
     match validate(&raw) {
-        Ok(disposition) => SourceRecord::Valid { disposition, raw },
+        Ok(disposition) => SourceRecord::Valid {
+            disposition,
+            raw: RawRecord::of(&raw),
+        },
         Err(reason) => {
             let external_id = match raw.get("id") {
                 Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),

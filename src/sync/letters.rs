@@ -45,7 +45,7 @@ impl Engine<'_> {
         DeadLetter {
             external_id: Some(d.id.to_string()),
             last_modified: Some(d.last_modified),
-            source: latest.raw,
+            source: latest.raw.to_value(),
             ..self.letter(DeadLetterKind::Unmappable, cycle_id, error, 1)
         }
     }
@@ -59,7 +59,7 @@ impl Engine<'_> {
         let (last_modified, source) = match write {
             Write::Code {
                 disposition, raw, ..
-            } => (Some(disposition.last_modified), raw.clone()),
+            } => (Some(disposition.last_modified), raw.to_value()),
             Write::StaleFlag { .. } => (None, Value::Null),
         };
         DeadLetter {

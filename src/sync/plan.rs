@@ -7,19 +7,18 @@
 use super::Settings;
 use super::report::{Reason, Reconcile};
 use super::writer::Write;
-use crate::domain::{Disposition, DispositionId};
+use crate::domain::{Disposition, DispositionId, RawRecord};
 use crate::mapping::{Mapped, Rules, RulesCache, to_salesforce};
 use crate::record::{Row, columns};
 use crate::salesforce::{RecordError, RecordSink, SalesforceError};
 use crate::watermark::{SyncState, Version};
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 /// The newest version of one code that the fetch returned, with what CXone sent.
 pub struct Latest {
     pub disposition: Disposition,
-    pub raw: Value,
+    pub raw: RawRecord,
 }
 
 impl Latest {

@@ -7,13 +7,12 @@
 
 use super::Settings;
 use super::report::Reason;
-use crate::domain::{Disposition, DispositionId};
+use crate::domain::{Disposition, DispositionId, RawRecord};
 use crate::mapping::{RulesCache, to_salesforce};
 use crate::record::{Fields, SObject, Target};
 use crate::retry::{self, Class};
 use crate::salesforce::{RecordError, RecordSink, SalesforceError, UpsertOutcome};
 use futures::StreamExt;
-use serde_json::Value;
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -27,7 +26,7 @@ pub enum Write {
     /// A CXone code, mapped; `raw` is what CXone sent, kept for its dead letter.
     Code {
         disposition: Disposition,
-        raw: Value,
+        raw: RawRecord,
         fields: Fields,
         /// The record's Salesforce id, when a query just read it: an update's result must name
         /// the same record.

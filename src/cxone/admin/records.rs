@@ -3,7 +3,7 @@
 //! `dispositionName` → name, `notes` → description, the classification's name → category,
 //! `isActive`, `lastUpdated` → last modified.
 
-use crate::domain::{Disposition, DispositionId, SourceRecord};
+use crate::domain::{Disposition, DispositionId, RawRecord, SourceRecord};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
@@ -104,7 +104,8 @@ pub(super) struct Complete {
     classification: Classification,
     is_active: bool,
     last_modified: DateTime<Utc>,
-    raw: Value,
+    /// What CXone sent, compact: the parsed tree is dropped with its page.
+    raw: RawRecord,
 }
 
 impl Complete {
@@ -182,7 +183,7 @@ pub(super) fn read(raw: Value) -> Item {
         classification,
         is_active,
         last_modified,
-        raw,
+        raw: RawRecord::of(&raw),
     })
 }
 
@@ -281,7 +282,7 @@ mod tests {
         let SourceRecord::Valid { disposition, raw } = complete(good()).finish(&names) else {
             panic!()
         };
-        assert_eq!(raw, good());
+        assert_eq!(raw.to_value(), good());
         assert_eq!(disposition.id.as_str(), "6985");
         assert_eq!(disposition.name, "AU: Asset");
         assert_eq!(disposition.description.as_deref(), Some("n"));

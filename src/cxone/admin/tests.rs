@@ -224,6 +224,7 @@ fn client(issuer: &str, page_size: u32) -> AdminClient {
         api: crate::config::CxoneApi::Admin(api.clone()),
         page_size,
         default_retry_after: Duration::from_millis(1),
+        max_in_flight: 4,
     };
     let http = HttpSettings {
         timeout: Duration::from_secs(5),
