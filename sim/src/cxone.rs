@@ -17,7 +17,7 @@
 //! # Modules
 //! - `store`: the records, their timestamps, insertion numbers, Admin ids and classifications.
 //! - `shared`, `tokens`, `gate`: state, tokens, and what happens around every request
-//!   (logging, latency, faults, bearer checks).
+//!   (logging, latency, faults, bearer checks); `flight`: list requests in flight at once.
 //! - `guide`: the guide's router. `discovery` and `admin`: the Admin API's identity side and
 //!   its dispositions endpoints; `modes` and `jwt`: their switches and signed tokens.
 //! - `control`: unauthenticated `/_sim/` routes for seeding, edits, modes and faults from
@@ -26,6 +26,7 @@
 mod admin;
 mod control;
 mod discovery;
+mod flight;
 mod gate;
 mod guide;
 mod jwt;
@@ -34,6 +35,7 @@ mod shared;
 mod store;
 mod tokens;
 
+pub use flight::Flight;
 pub use modes::{AdminModes, Precision, Zone, format_last_updated, parse_instant};
 pub use store::ADMIN_ID_BASE;
 
@@ -433,6 +435,22 @@ impl CxoneTenant {
             remaining: n.max(1),
             edit: Box::new(edit),
         });
+    }
+
+    /// The most list requests (either API) the simulator had in flight at once since it started
+    /// or [`CxoneTenant::reset_list_flights`].
+    pub fn max_list_in_flight(&self) -> usize {
+        self.shared.flights.max()
+    }
+
+    /// Every list request's start and end since then, in the order they happened.
+    pub fn list_flights(&self) -> Vec<Flight> {
+        self.shared.flights.log()
+    }
+
+    /// Forgets the list requests seen so far (the maximum and the log).
+    pub fn reset_list_flights(&self) {
+        self.shared.flights.reset();
     }
 
     /// Queues a fault for `endpoint` (one of [`ENDPOINTS`]). Queued faults run one after

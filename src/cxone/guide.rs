@@ -3,6 +3,7 @@
 //! stays as a selectable second source (`CXONE_API=guide`), behaving exactly as it always has.
 
 use super::gateway::{Gateway, Reply};
+use super::lanes::Lanes;
 use super::{CxoneError, DispositionSource, Listing, MAX_PASSES, Moves};
 use crate::config::{CxoneSettings, GuideApi, HttpSettings};
 use crate::domain::{Disposition, DispositionId, RawRecord, SourceRecord, format_ts};
@@ -11,6 +12,7 @@ use crate::secrets::ClientCredentials;
 use crate::token::{AuthError, IssuedToken, TokenFetcher};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 use reqwest::Url;
 use serde_json::Value;
 use std::sync::Arc;
@@ -22,6 +24,17 @@ pub struct GuideClient {
     gateway: Gateway,
     base: Url,
     page_size: u32,
+    /// `CXONE_MAX_IN_FLIGHT`: list pages asked for at once.
+    max_in_flight: u32,
+}
+
+/// What one pass over the listing has read so far.
+#[derive(Default)]
+struct Pass {
+    records: Vec<SourceRecord>,
+    moves: Moves,
+    /// The first record of the last page taken, to notice a server that ignores `page`.
+    previous_first: Option<Value>,
 }
 
 impl GuideClient {
@@ -43,55 +56,77 @@ impl GuideClient {
             gateway: Gateway::new(http, Box::new(fetcher), requests, config, http_config),
             base: api.base_url.clone(),
             page_size: config.page_size,
+            max_in_flight: config.max_in_flight,
         }
     }
 
-    /// One pass over the listing, page by page; says whether a code moved while it was read.
+    /// One pass over the listing; says whether it moved while it was read. The first page comes
+    /// alone (a quiet delta is one request); after a full one, the pages behind it are asked for
+    /// as many at once as `lanes` allow and taken in page order, up to the first short (or
+    /// empty) page, which ends the listing: the few pages asked for past it are dropped unread.
     async fn list_once(
         &self,
         since: Option<DateTime<Utc>>,
+        lanes: &Lanes<'_>,
     ) -> Result<(Vec<SourceRecord>, bool), CxoneError> {
-        let mut out = Vec::new();
-        let mut moves = Moves::default();
-        let mut previous_first: Option<Value> = None;
-        for page in 1u32.. {
-            let mut url = join(&self.base, "api/v2/dispositions");
-            {
-                let mut q = url.query_pairs_mut();
-                if let Some(since) = since {
-                    q.append_pair("last_modified_date", &format_ts(since));
+        let mut pass = Pass::default();
+        let first = self.page(since, 1).await?;
+        if self.take(&mut pass, 1, first)? {
+            let mut pages = futures::stream::iter(2u32..=u32::MAX)
+                .map(|number| async move {
+                    let _seat = lanes.seat().await;
+                    Ok::<_, CxoneError>((number, self.page(since, number).await?))
+                })
+                .buffered(lanes.width());
+            while let Some(fetched) = pages.next().await {
+                let (number, items) = fetched?;
+                if !self.take(&mut pass, number, items)? {
+                    break;
                 }
-                q.append_pair("page", &page.to_string());
-                q.append_pair("pageSize", &self.page_size.to_string());
-            }
-            let no_listing = |reason: &str| CxoneError::NoListing {
-                url: url.to_string(),
-                reason: reason.to_owned(),
-            };
-            let body = self
-                .get_json(url.clone())
-                .await?
-                .ok_or_else(|| no_listing("HTTP 404"))?;
-            let items = page_items(body).map_err(|reason| no_listing(&reason))?;
-            // A server that ignores `page` would make us loop forever: stop on a repeated page.
-            if !items.is_empty() && items.first() == previous_first.as_ref() {
-                return Err(CxoneError::BadResponse(format!(
-                    "page {page} repeats page {}: paging is ignored",
-                    page - 1
-                )));
-            }
-            previous_first = items.first().cloned();
-            for item in &items {
-                let text = |key: &str| item.get(key).map(Value::to_string).unwrap_or_default();
-                moves.note(text("id"), text("last_modified_date"));
-            }
-            let count = items.len();
-            out.extend(items.into_iter().map(parse_record));
-            if count < self.page_size as usize {
-                break;
             }
         }
-        Ok((out, moves.moved))
+        Ok((pass.records, pass.moves.moved))
+    }
+
+    /// `GET /api/v2/dispositions?page=…`: the page's records, as sent.
+    async fn page(&self, since: Option<DateTime<Utc>>, number: u32) -> Result<Vec<Value>, CxoneError> {
+        let mut url = join(&self.base, "api/v2/dispositions");
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(since) = since {
+                q.append_pair("last_modified_date", &format_ts(since));
+            }
+            q.append_pair("page", &number.to_string());
+            q.append_pair("pageSize", &self.page_size.to_string());
+        }
+        let no_listing = |reason: &str| CxoneError::NoListing {
+            url: url.to_string(),
+            reason: reason.to_owned(),
+        };
+        let body = self
+            .get_json(url.clone())
+            .await?
+            .ok_or_else(|| no_listing("HTTP 404"))?;
+        page_items(body).map_err(|reason| no_listing(&reason))
+    }
+
+    /// Takes in page `number`, in page order; says whether it was full (more may follow).
+    fn take(&self, pass: &mut Pass, number: u32, items: Vec<Value>) -> Result<bool, CxoneError> {
+        // A server that ignores `page` would make us loop forever: stop on a repeated page.
+        if !items.is_empty() && items.first() == pass.previous_first.as_ref() {
+            return Err(CxoneError::BadResponse(format!(
+                "page {number} repeats page {}: paging is ignored",
+                number.saturating_sub(1)
+            )));
+        }
+        pass.previous_first = items.first().cloned();
+        for item in &items {
+            pass.moves
+                .note(item.get("id").map(Value::to_string).unwrap_or_default());
+        }
+        let full = items.len() >= self.page_size as usize;
+        pass.records.extend(items.into_iter().map(parse_record));
+        Ok(full)
     }
 
     /// GETs `url` with the retry rules; `Ok(None)` on 404, no records on 204.
@@ -107,9 +142,10 @@ impl GuideClient {
 #[async_trait]
 impl DispositionSource for GuideClient {
     async fn changed_since(&self, since: Option<DateTime<Utc>>) -> Result<Listing, CxoneError> {
+        let lanes = Lanes::new(&self.gateway, self.max_in_flight);
         let mut records = Vec::new();
         for pass in 1..=MAX_PASSES {
-            let (read, moved) = self.list_once(since).await?;
+            let (read, moved) = self.list_once(since, &lanes).await?;
             records.extend(read);
             if !moved {
                 return Ok(Listing {

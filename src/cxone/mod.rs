@@ -14,6 +14,7 @@
 pub mod admin;
 mod gateway;
 pub mod guide;
+mod lanes;
 
 use crate::config::{CxoneApi, CxoneSettings, HttpSettings};
 use crate::deadline::DeadlineExceeded;
@@ -89,23 +90,26 @@ pub trait DispositionSource: Send + Sync {
 /// Listings per cycle: the first, and more while a code moved as it was read.
 pub(crate) const MAX_PASSES: u32 = 3;
 
-/// Notices a code that moved while one pass over the listing was read: the same id read again
-/// in another version.
+/// Notices a listing that moved while one pass over it was read: an id read twice.
+///
+/// Both APIs order the listing by modification time, so an edit moves the code to the end and
+/// every row behind its old place up one. Read one page after another, a row that slips past a
+/// page boundary is always paired with the edited code read twice, in two versions. Pages read
+/// at once are served in any order, and then the edited code may be read once only (its old
+/// place served after the edit, the end before it) while a row still slips between a page
+/// served before the edit and the next one served after it. Over a listing whose codes stay
+/// the same, though, a pass that reads as many rows as there are codes and misses one must read
+/// another one twice: so any id read twice, in any version, means a row may have been missed.
 #[derive(Default)]
 pub(crate) struct Moves {
-    versions: std::collections::HashMap<String, String>,
+    ids: std::collections::HashSet<String>,
     pub moved: bool,
 }
 
 impl Moves {
-    /// Notes one row, by id and version as sent (rows without an id are ignored).
-    pub fn note(&mut self, id: String, version: String) {
-        if id.is_empty() {
-            return;
-        }
-        if let Some(seen) = self.versions.insert(id, version.clone())
-            && seen != version
-        {
+    /// Notes one row by its id as sent (rows without an id are ignored).
+    pub fn note(&mut self, id: String) {
+        if !id.is_empty() && !self.ids.insert(id) {
             self.moved = true;
         }
     }

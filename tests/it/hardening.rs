@@ -673,11 +673,15 @@ async fn a_listing_that_keeps_moving_holds_the_watermark(#[case] api: CxoneApi) 
             .cxone
             .set_field(id, description_field(api), json!("changed"));
     }
-    // Three pages a pass, three passes: an edit after the first page of each.
-    for (page, moved) in [(1, 10), (4, 20), (7, 30)] {
-        let moved = ids[moved].clone();
+    // An edit after every page served, each moving a code of the first page: every pass sees
+    // the listing move, however many pages it asks for at once. Edits stop with the cycle.
+    let moving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    for page in 1..=30 {
+        let (moved, moving) = (ids[page].clone(), moving.clone());
         world.cxone.after_list_pages(page, move |cxone| {
-            cxone.rename(&moved, "Renamed while the cycle paged")
+            if moving.load(std::sync::atomic::Ordering::SeqCst) {
+                cxone.rename(&moved, "Renamed while the cycle paged")
+            }
         });
     }
     let before = state(&world).await.watermark;
@@ -688,6 +692,7 @@ async fn a_listing_that_keeps_moving_holds_the_watermark(#[case] api: CxoneApi) 
         &[],
     )
     .await;
+    moving.store(false, std::sync::atomic::Ordering::SeqCst);
     assert!(ok, "{output}");
     assert_eq!(run["listing_changed"], true, "{run}");
     assert_eq!(state(&world).await.watermark, before, "{run}");

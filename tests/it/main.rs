@@ -5,6 +5,7 @@ mod admin;
 mod archival;
 mod aws;
 mod cli;
+mod concurrency;
 mod cycle;
 mod faults;
 mod hardening;

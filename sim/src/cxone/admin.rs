@@ -96,17 +96,35 @@ async fn dispatch(
         Route::Classifications => "classifications",
         Route::ById(_) => "admin-get",
     };
-    if let Some(refusal) = admit(&shared, endpoint, &method, &uri, None).await {
+    // A list request counts as in flight from arrival to answer, latency and faults included.
+    let mut boarding = matches!(route, Route::List).then(|| shared.flights.start());
+    let response = answer(&shared, endpoint, route, &method, &uri, &headers).await;
+    if let Some(boarding) = boarding.as_mut() {
+        boarding.answered(response.status().as_u16());
+    }
+    response
+}
+
+async fn answer(
+    shared: &Arc<Shared>,
+    endpoint: &str,
+    route: Route,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Response {
+    let shared = shared.clone();
+    if let Some(refusal) = admit(&shared, endpoint, method, uri, None).await {
         return refusal;
     }
-    if let Some(refusal) = unauthorized(&shared, &headers) {
+    if let Some(refusal) = unauthorized(&shared, headers) {
         return refusal;
     }
     let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .into_owned()
         .collect();
     match route {
-        Route::List => match list(&shared, &uri, &query) {
+        Route::List => match list(&shared, uri, &query) {
             Ok(response) => {
                 page_served(&shared);
                 response

@@ -171,6 +171,22 @@ async fn list(
     // would refuse the whole query.
     Query(query): Query<Vec<(String, String)>>,
 ) -> Response {
+    // In flight from arrival to answer, latency and faults included.
+    let mut boarding = shared.flights.start();
+    let response = answer_list(&shared, &method, &uri, &headers, &query).await;
+    boarding.answered(response.status().as_u16());
+    response
+}
+
+async fn answer_list(
+    shared: &Arc<Shared>,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    query: &[(String, String)],
+) -> Response {
+    let shared = shared.clone();
+    let (method, uri, headers) = (method.clone(), uri.clone(), headers.clone());
     if let Some(refusal) = admit(&shared, "list", &method, &uri, None).await {
         return refusal;
     }

@@ -2,6 +2,7 @@
 //! switchable modes, and the per-endpoint fault queues, latencies and edit hooks that shape
 //! what a request gets.
 
+use super::flight::Flights;
 use super::jwt::Signer;
 use super::modes::AdminModes;
 use super::store::Store;
@@ -33,6 +34,8 @@ pub struct Shared {
     pub faults: Mutex<HashMap<String, VecDeque<Fault>>>,
     pub latency: Mutex<HashMap<String, Duration>>,
     pub list_hooks: Mutex<Vec<ListHook>>,
+    /// List requests (either API) in flight.
+    pub flights: Flights,
     pub log: RequestLog,
     /// The issuer origin (where discovery and tokens are served), once bound.
     pub issuer_url: OnceLock<String>,
@@ -51,6 +54,7 @@ impl Shared {
             faults: Mutex::new(HashMap::new()),
             latency: Mutex::new(HashMap::new()),
             list_hooks: Mutex::new(Vec::new()),
+            flights: Flights::default(),
             log: RequestLog::default(),
             issuer_url: OnceLock::new(),
             admin_url: OnceLock::new(),

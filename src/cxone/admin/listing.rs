@@ -12,6 +12,7 @@
 //! A server that never ends the listing is stopped after a bounded number of pages, and one that
 //! ignores `skip` (a page of rows already read) at once.
 
+use super::super::Moves;
 use super::records::WireInt;
 use serde::Deserialize;
 use serde_json::Value;
@@ -36,6 +37,11 @@ pub(super) struct Links {
 }
 
 impl ListPage {
+    /// The rows the page holds.
+    pub fn rows(&self) -> usize {
+        self.dispositions.as_ref().map_or(0, Vec::len)
+    }
+
     /// Whether the server says another page follows: `Some(false)` for `_links` without a
     /// usable `next`, `None` when the page has no `_links` at all (older API versions).
     fn next_page(&self) -> Option<bool> {
@@ -45,7 +51,7 @@ impl ListPage {
 }
 
 /// What to do after a page.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Step {
     /// Ask for the page starting at `skip`.
     Next {
@@ -62,10 +68,8 @@ pub(super) struct Paging {
     read: u64,
     /// `(dispositionId, lastUpdated)` of every row read, as sent.
     versions: HashSet<(String, String)>,
-    /// Ids read, to notice a code that moved (edited while we paged).
-    ids: HashSet<String>,
-    /// Whether a code was read twice in different versions.
-    pub moved: bool,
+    /// Ids read, to notice a listing that moved (a code edited while we paged).
+    moves: Moves,
 }
 
 impl Paging {
@@ -76,9 +80,13 @@ impl Paging {
             pages: 0,
             read: 0,
             versions: HashSet::new(),
-            ids: HashSet::new(),
-            moved: false,
+            moves: Moves::default(),
         }
+    }
+
+    /// Whether an id was read twice: the listing moved, and a row may have been missed.
+    pub fn moved(&self) -> bool {
+        self.moves.moved
     }
 
     /// Takes in one page (`None` for a 204) and says what comes next.
@@ -95,14 +103,8 @@ impl Paging {
         for row in rows {
             let id = text(row.get("dispositionId"));
             let version = (id.clone(), text(row.get("lastUpdated")));
-            if self.versions.insert(version) {
-                progress = true;
-                // Ordered by lastUpdated, an edited code moves to the end: the rows behind it
-                // move up one place, and one of them may slip past our `skip`.
-                if !id.is_empty() && !self.ids.insert(id) {
-                    self.moved = true;
-                }
-            }
+            progress |= self.versions.insert(version);
+            self.moves.note(id);
         }
         if !progress {
             return Err(format!(
@@ -232,10 +234,22 @@ mod tests {
         let mut paging = Paging::new(2, 100);
         let first = page(rows(0..2), Some(4), None);
         paging.after(Some(&first)).unwrap();
-        assert!(!paging.moved);
+        assert!(!paging.moved());
         let moved = json!({"dispositionId": 0, "lastUpdated": "2024-02-01T00:00:00Z"});
         let second = page(vec![rows(3..4).remove(0), moved], Some(4), None);
         assert_eq!(paging.after(Some(&second)), Ok(Step::Done));
-        assert!(paging.moved);
+        assert!(paging.moved());
+    }
+
+    /// A row read twice in the same version (pages served on either side of an edit) means
+    /// another row may have slipped past unseen: the listing moved too.
+    #[test]
+    fn a_row_read_twice_in_one_version_is_noticed() {
+        let mut paging = Paging::new(2, 100);
+        paging.after(Some(&page(rows(0..2), Some(4), None))).unwrap();
+        assert!(!paging.moved());
+        let second = page(rows(1..3), Some(4), None);
+        assert_eq!(paging.after(Some(&second)), Ok(Step::Done));
+        assert!(paging.moved());
     }
 }

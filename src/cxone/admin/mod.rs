@@ -17,6 +17,7 @@ mod records;
 mod token;
 
 use super::gateway::{Gateway, Reply};
+use super::lanes::Lanes;
 use super::{CxoneError, DispositionSource, Listing, MAX_PASSES};
 use crate::config::{AdminApi, CxoneSettings, HttpSettings};
 use crate::domain::{DispositionId, SourceRecord, format_ts};
@@ -46,6 +47,8 @@ pub struct AdminClient {
     discovery: Discovery,
     page_size: u32,
     max_pages: u32,
+    /// `CXONE_MAX_IN_FLIGHT`: list pages asked for at once.
+    max_in_flight: u32,
     /// The last classifications table read: id → name.
     classifications: Mutex<Option<Arc<HashMap<u64, String>>>>,
 }
@@ -76,78 +79,120 @@ impl AdminClient {
             ),
             page_size: settings.page_size,
             max_pages: MAX_PAGES,
+            max_in_flight: settings.max_in_flight,
             classifications: Mutex::new(None),
         }
     }
 
-    /// Every list row modified at or after `since`, reading the listing again (once) when a
-    /// code moved while it was read.
+    /// Every list row modified at or after `since`, read as records, and whether the listing
+    /// held still: it is read again (up to [`MAX_PASSES`] passes) while it moved.
     async fn list(
         &self,
         base: &Url,
         since: Option<DateTime<Utc>>,
-    ) -> Result<(Vec<Value>, bool), CxoneError> {
-        let mut rows = Vec::new();
+    ) -> Result<(Vec<Item>, bool), CxoneError> {
+        let lanes = Lanes::new(&self.gateway, self.max_in_flight);
+        let mut items = Vec::new();
         for pass in 1..=MAX_PASSES {
-            let (read, moved) = self.list_once(base, since).await?;
-            rows.extend(read);
+            let (read, moved) = self.list_once(base, since, &lanes).await?;
+            items.extend(read);
             if !moved {
-                return Ok((rows, true));
+                return Ok((items, true));
             }
             tracing::info!(
                 pass,
                 "a code changed while the listing was read; reading it again"
             );
         }
-        Ok((rows, false))
+        Ok((items, false))
     }
 
+    /// One pass over the listing. The first page comes alone: it says how many rows there are
+    /// (`totalRecords`) and how many a page really holds (a server may cap `top` silently).
+    /// With both known, the remaining offsets are asked for at once, as many as `lanes` allow,
+    /// and taken in offset order; without `totalRecords`, or once a page comes short of that
+    /// stride, the listing is read on one page at a time from where it stands. Every page, in
+    /// whichever way it was asked for, goes through the same end rules ([`Paging`]); a page
+    /// asked for past the end is dropped unread.
     async fn list_once(
         &self,
         base: &Url,
         since: Option<DateTime<Utc>>,
-    ) -> Result<(Vec<Value>, bool), CxoneError> {
+        lanes: &Lanes<'_>,
+    ) -> Result<(Vec<Item>, bool), CxoneError> {
         let mut paging = Paging::new(self.page_size, self.max_pages);
-        let mut rows = Vec::new();
-        let mut skip = 0;
-        loop {
-            let mut url = join(base, "dispositions");
-            {
-                let mut q = url.query_pairs_mut();
-                q.append_pair("skip", &skip.to_string());
-                q.append_pair("top", &self.page_size.to_string());
-                if let Some(since) = since {
-                    q.append_pair("updatedSince", &format_ts(since));
+        let mut items = Vec::new();
+        let first = self.page(base, since, 0).await?;
+        let total = first.as_ref().and_then(|p| p.total_records).map(|t| t.0);
+        let stride = first.as_ref().map_or(0, ListPage::rows) as u64;
+        let mut step = take(&mut paging, &mut items, first)?;
+        if let (Step::Next { skip: start }, Some(total)) = (step, total)
+            && stride > 0
+            && lanes.width() > 1
+        {
+            let offsets = (0u64..)
+                .map_while(move |k| k.checked_mul(stride)?.checked_add(start))
+                .take_while(move |offset| *offset < total);
+            let mut pages = futures::stream::iter(offsets)
+                .map(|offset| async move {
+                    let _seat = lanes.seat().await;
+                    Ok::<_, CxoneError>((offset, self.page(base, since, offset).await?))
+                })
+                .buffered(lanes.width());
+            while let Step::Next { skip } = step {
+                let Some(fetched) = pages.next().await else {
+                    break;
+                };
+                let (offset, page) = fetched?;
+                if offset != skip {
+                    // The page before came short: read on from where it ended.
+                    break;
                 }
-                q.append_pair("orderBy", "lastUpdated");
+                step = take(&mut paging, &mut items, page)?;
             }
-            let no_listing = |reason: &str| CxoneError::NoListing {
-                url: url.to_string(),
-                reason: reason.to_owned(),
-            };
-            let page = match self.gateway.get(&url).await? {
-                Reply::Json(body) => {
-                    let page = serde_json::from_value::<ListPage>(body).map_err(|e| {
-                        CxoneError::BadResponse(format!("dispositions page at skip={skip}: {e}"))
-                    })?;
-                    if page.dispositions.is_none() {
-                        return Err(no_listing("the answer has no `dispositions` array"));
-                    }
-                    Some(page)
+        }
+        while let Step::Next { skip } = step {
+            let page = self.page(base, since, skip).await?;
+            step = take(&mut paging, &mut items, page)?;
+        }
+        Ok((items, paging.moved()))
+    }
+
+    /// `GET …/dispositions?skip=…`: the page, `None` for 204.
+    async fn page(
+        &self,
+        base: &Url,
+        since: Option<DateTime<Utc>>,
+        skip: u64,
+    ) -> Result<Option<ListPage>, CxoneError> {
+        let mut url = join(base, "dispositions");
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("skip", &skip.to_string());
+            q.append_pair("top", &self.page_size.to_string());
+            if let Some(since) = since {
+                q.append_pair("updatedSince", &format_ts(since));
+            }
+            q.append_pair("orderBy", "lastUpdated");
+        }
+        let no_listing = |reason: &str| CxoneError::NoListing {
+            url: url.to_string(),
+            reason: reason.to_owned(),
+        };
+        match self.gateway.get(&url).await? {
+            Reply::Json(body) => {
+                let page = serde_json::from_value::<ListPage>(body).map_err(|e| {
+                    CxoneError::BadResponse(format!("dispositions page at skip={skip}: {e}"))
+                })?;
+                if page.dispositions.is_none() {
+                    return Err(no_listing("the answer has no `dispositions` array"));
                 }
-                // Nothing (more) at this `skip`.
-                Reply::NoContent => None,
-                // A wrong base path or version: no retry fixes it.
-                Reply::NotFound => return Err(no_listing("HTTP 404")),
-            };
-            let step = paging
-                .after(page.as_ref())
-                .map_err(CxoneError::BadResponse)?;
-            rows.extend(page.and_then(|p| p.dispositions).unwrap_or_default());
-            match step {
-                Step::Next { skip: next } => skip = next,
-                Step::Done => return Ok((rows, paging.moved)),
+                Ok(Some(page))
             }
+            // Nothing (more) at this `skip`.
+            Reply::NoContent => Ok(None),
+            // A wrong base path or version: no retry fixes it.
+            Reply::NotFound => Err(no_listing("HTTP 404")),
         }
     }
 
@@ -256,6 +301,21 @@ impl AdminClient {
     }
 }
 
+/// Takes in one page: the end rules decide what follows, and its rows become records at once,
+/// so that no page's parsed tree outlives it.
+fn take(
+    paging: &mut Paging,
+    items: &mut Vec<Item>,
+    page: Option<ListPage>,
+) -> Result<Step, CxoneError> {
+    let step = paging
+        .after(page.as_ref())
+        .map_err(CxoneError::BadResponse)?;
+    let rows = page.and_then(|p| p.dispositions).unwrap_or_default();
+    items.extend(rows.into_iter().map(records::read));
+    Ok(step)
+}
+
 /// A record whose `isActive` neither the list nor the by-id endpoint gives.
 fn unknown_active(raw: Value) -> SourceRecord {
     records::malformed(raw, "isActive is missing from the list and by id".into())
@@ -265,9 +325,11 @@ fn unknown_active(raw: Value) -> SourceRecord {
 impl DispositionSource for AdminClient {
     async fn changed_since(&self, since: Option<DateTime<Utc>>) -> Result<Listing, CxoneError> {
         let base = self.discovery.api_base(&self.gateway).await?;
-        let (rows, settled) = self.list(&base, since).await?;
-        let items = rows.into_iter().map(records::read).collect();
-        let records = self.finish(&base, items, true).await?;
+        let (items, settled) = self.list(&base, since).await?;
+        // The table is kept across warm invocations: a delta names classifications through the
+        // last one read (read again if it does not know an id), and a full listing, which
+        // rewrites every code, reads it afresh so that a renamed classification reaches them.
+        let records = self.finish(&base, items, since.is_none()).await?;
         Ok(Listing { records, settled })
     }
 
