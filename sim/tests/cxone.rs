@@ -2,7 +2,7 @@
 //! envelopes, faults, and the store's timestamp rules.
 
 use chrono::{DateTime, Utc};
-use disposition_sim::cxone::{CATEGORIES, CxoneConfig, CxoneSim, Envelope, Fault};
+use disposition_sim::cxone::{CATEGORIES, CxoneConfig, CxoneSim, Envelope, Fault, Flight};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -512,6 +512,51 @@ async fn latency_delays_answers() {
     let started = Instant::now();
     list(&sim, &token, &[]).await;
     assert!(started.elapsed() < Duration::from_millis(400));
+}
+
+/// List requests sent at once are counted in flight at once (latency keeps them there: each
+/// request sleeps on its own); sent one after another, never more than one is.
+#[tokio::test]
+async fn list_requests_in_flight_are_counted() {
+    let sim = CxoneSim::start(CxoneConfig::default()).await;
+    sim.seed(10);
+    let token = token(&sim).await;
+    sim.set_latency("list", Duration::from_millis(100));
+    for _ in 0..3 {
+        list(&sim, &token, &[]).await;
+    }
+    assert_eq!(sim.max_list_in_flight(), 1);
+    assert_eq!(sim.list_flights().len(), 6);
+
+    sim.reset_list_flights();
+    let (one, two, three, four) = (
+        [("page", "1")],
+        [("page", "2")],
+        [("page", "3")],
+        [("page", "4")],
+    );
+    let answers = tokio::join!(
+        list(&sim, &token, &one),
+        list(&sim, &token, &two),
+        list(&sim, &token, &three),
+        list(&sim, &token, &four)
+    );
+    let statuses = [answers.0.0, answers.1.0, answers.2.0, answers.3.0];
+    assert_eq!(statuses, [StatusCode::OK; 4]);
+    assert_eq!(sim.max_list_in_flight(), 4);
+    let flights = sim.list_flights();
+    assert_eq!(
+        flights[..4],
+        (1..=4)
+            .map(|in_flight| Flight::Start { in_flight })
+            .collect::<Vec<_>>()[..],
+        "all four were in flight before any was answered: {flights:?}"
+    );
+    assert!(
+        flights[4..]
+            .iter()
+            .all(|f| *f == Flight::End { status: Some(200) })
+    );
 }
 
 #[tokio::test]

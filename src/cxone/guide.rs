@@ -89,7 +89,11 @@ impl GuideClient {
     }
 
     /// `GET /api/v2/dispositions?page=…`: the page's records, as sent.
-    async fn page(&self, since: Option<DateTime<Utc>>, number: u32) -> Result<Vec<Value>, CxoneError> {
+    async fn page(
+        &self,
+        since: Option<DateTime<Utc>>,
+        number: u32,
+    ) -> Result<Vec<Value>, CxoneError> {
         let mut url = join(&self.base, "api/v2/dispositions");
         {
             let mut q = url.query_pairs_mut();

@@ -45,7 +45,9 @@ async fn pages_read_at_once_mirror_every_code_once(#[case] api: CxoneApi) {
     );
 
     world.cxone.reset_list_flights();
-    world.cxone.rename(&world.cxone.codes()[0].external_id, "One");
+    world
+        .cxone
+        .rename(&world.cxone.codes()[0].external_id, "One");
     let run = sync(&world, true, &[PAGE_SIZE, ("CXONE_MAX_IN_FLIGHT", "1")]).await;
     assert_eq!(run["status"], "ok", "{run}");
     assert_eq!(world.cxone.max_list_in_flight(), 1);
@@ -68,7 +70,11 @@ async fn a_capped_top_is_read_at_once_at_the_served_stride() {
     assert_eq!(run["status"], "ok", "{run}");
     assert_eq!(world.salesforce.records().len(), 250, "{run}");
     assert_mirrored(&world);
-    assert_eq!(world.cxone.log().count("admin-list"), 9, "250 rows, 30 a page");
+    assert_eq!(
+        world.cxone.log().count("admin-list"),
+        9,
+        "250 rows, 30 a page"
+    );
     assert!(world.cxone.max_list_in_flight() > 1);
 }
 
@@ -130,11 +136,23 @@ async fn assert_watermark_passed_nothing_unread(world: &LocalWorld) {
         let row = world
             .salesforce
             .record(&code.external_id)
-            .unwrap_or_else(|| panic!("{} is below the watermark but not written", code.external_id));
-        assert_eq!(row.fields["Name"], code.name.as_str(), "{}", code.external_id);
+            .unwrap_or_else(|| {
+                panic!(
+                    "{} is below the watermark but not written",
+                    code.external_id
+                )
+            });
+        assert_eq!(
+            row.fields["Name"],
+            code.name.as_str(),
+            "{}",
+            code.external_id
+        );
         assert_eq!(
             row.fields["Description__c"],
-            code.description.as_deref().map_or(Value::Null, |d| json!(d)),
+            code.description
+                .as_deref()
+                .map_or(Value::Null, |d| json!(d)),
             "{}",
             code.external_id
         );
@@ -179,7 +197,10 @@ async fn an_edit_amid_pages_read_at_once_is_not_lost(#[case] api: CxoneApi) {
             world.salesforce.record(id).unwrap().fields["Description__c"]
                 == format!("changed {round}").as_str()
         };
-        assert!(ids.iter().all(changed), "a code slipped past a page boundary");
+        assert!(
+            ids.iter().all(changed),
+            "a code slipped past a page boundary"
+        );
         // No overlap: only the watermark protects the next delta.
         sync(&world, false, &[PAGE_SIZE, ("OVERLAP_SECONDS", "0")]).await;
         assert_mirrored(&world);
@@ -272,5 +293,8 @@ async fn an_out_of_range_max_in_flight_is_named_at_start(#[case] value: &str) {
         stderr.contains("configuration error: CXONE_MAX_IN_FLIGHT is invalid"),
         "{stderr}"
     );
-    assert!(world.cxone.log().requests().is_empty(), "it started: {stderr}");
+    assert!(
+        world.cxone.log().requests().is_empty(),
+        "it started: {stderr}"
+    );
 }

@@ -153,7 +153,8 @@ async fn a_cxone_token_expiring_mid_cycle_is_refreshed_once_and_no_page_is_lost(
         .await;
         world.cxone.expire_tokens();
     };
-    let (run, ()) = tokio::join!(sync(&world, false, &[]), expire);
+    // One page at a time: the order of the requests is what this test pins down.
+    let (run, ()) = tokio::join!(sync(&world, false, &[("CXONE_MAX_IN_FLIGHT", "1")]), expire);
 
     assert_eq!(run["status"], "ok", "{run}");
     // Every page once, except the one whose token expired: asked again right away.
@@ -242,7 +243,8 @@ async fn a_401_on_a_request_refreshes_once_and_retries_once(#[case] api: CxoneAp
         1,
     );
 
-    let run = sync(&world, false, &[]).await;
+    // One page at a time: the order of the requests is what this test pins down.
+    let run = sync(&world, false, &[("CXONE_MAX_IN_FLIGHT", "1")]).await;
     assert_eq!(run["status"], "ok", "{run}");
     assert_eq!(pages_requested(&world), [1, 2, 2, 3, 4, 5]);
     assert_eq!(world.cxone.log().count(endpoints(api).token), 2);
@@ -550,7 +552,13 @@ async fn throttled_on_page_3(api: CxoneApi, retry_after: Option<u64>, expected_w
         },
     );
 
-    let run = sync(&world, false, &[("CXONE_RETRY_AFTER_DEFAULT_SECONDS", "1")]).await;
+    // One page at a time: the order of the requests is what this test pins down (pages read at
+    // once are throttled in `concurrency::a_429_reads_the_rest_of_the_cycle_one_page_at_a_time`).
+    let env = [
+        ("CXONE_RETRY_AFTER_DEFAULT_SECONDS", "1"),
+        ("CXONE_MAX_IN_FLIGHT", "1"),
+    ];
+    let run = sync(&world, false, &env).await;
     assert_eq!(run["status"], "ok", "{run}");
     assert_eq!(pages_requested(&world), [1, 2, 3, 3, 4, 5]);
     assert_eq!(

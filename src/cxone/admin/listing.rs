@@ -246,7 +246,9 @@ mod tests {
     #[test]
     fn a_row_read_twice_in_one_version_is_noticed() {
         let mut paging = Paging::new(2, 100);
-        paging.after(Some(&page(rows(0..2), Some(4), None))).unwrap();
+        paging
+            .after(Some(&page(rows(0..2), Some(4), None)))
+            .unwrap();
         assert!(!paging.moved());
         let second = page(rows(1..3), Some(4), None);
         assert_eq!(paging.after(Some(&second)), Ok(Step::Done));
