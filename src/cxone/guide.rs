@@ -1,6 +1,7 @@
 //! The API the implementation guide describes: `GET /api/v2/dispositions`, page-number paging,
 //! snake_case records with string ids, client-credentials OAuth. No NICE source documents it; it
-//! stays as a selectable second source (`CXONE_API=guide`), behaving exactly as it always has.
+//! stays as a selectable second source (`CXONE_API=guide`), behaving as it always has, but for
+//! reading the pages after the first several at once.
 
 use super::gateway::{Gateway, Reply};
 use super::lanes::Lanes;

@@ -9,7 +9,10 @@
 //!   page-number paging, snake_case records, client-credentials OAuth).
 //!
 //! Both send every request through one [`gateway::Gateway`], which counts requests and applies
-//! the one retry loop (401, 429, 5xx, timeouts) to each of them.
+//! the one retry loop (401, 429, 5xx, timeouts) to each of them, and read list pages several at
+//! once (`CXONE_MAX_IN_FLIGHT`) through [`lanes::Lanes`], one at a time after a 429. The pages
+//! are requested from the invocation's own task (a buffered stream, not spawned tasks), so the
+//! deadline scope bounds every one of them.
 
 pub mod admin;
 mod gateway;

@@ -676,8 +676,8 @@ async fn a_listing_that_keeps_moving_holds_the_watermark(#[case] api: CxoneApi) 
     // An edit after every page served, each moving a code of the first page: every pass sees
     // the listing move, however many pages it asks for at once. Edits stop with the cycle.
     let moving = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    for page in 1..=30 {
-        let (moved, moving) = (ids[page].clone(), moving.clone());
+    for (page, moved) in ids.iter().enumerate().take(31).skip(1) {
+        let (moved, moving) = (moved.clone(), moving.clone());
         world.cxone.after_list_pages(page, move |cxone| {
             if moving.load(std::sync::atomic::Ordering::SeqCst) {
                 cxone.rename(&moved, "Renamed while the cycle paged")

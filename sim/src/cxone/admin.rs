@@ -113,26 +113,25 @@ async fn answer(
     uri: &Uri,
     headers: &HeaderMap,
 ) -> Response {
-    let shared = shared.clone();
-    if let Some(refusal) = admit(&shared, endpoint, method, uri, None).await {
+    if let Some(refusal) = admit(shared, endpoint, method, uri, None).await {
         return refusal;
     }
-    if let Some(refusal) = unauthorized(&shared, headers) {
+    if let Some(refusal) = unauthorized(shared, headers) {
         return refusal;
     }
     let query: Vec<(String, String)> = form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
         .into_owned()
         .collect();
     match route {
-        Route::List => match list(&shared, uri, &query) {
+        Route::List => match list(shared, uri, &query) {
             Ok(response) => {
-                page_served(&shared);
+                page_served(shared);
                 response
             }
             Err(refusal) => refusal.into_response(),
         },
-        Route::Classifications => classifications(&shared),
-        Route::ById(id) => by_id(&shared, &id),
+        Route::Classifications => classifications(shared),
+        Route::ById(id) => by_id(shared, &id),
     }
 }
 

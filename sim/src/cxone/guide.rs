@@ -185,17 +185,15 @@ async fn answer_list(
     headers: &HeaderMap,
     query: &[(String, String)],
 ) -> Response {
-    let shared = shared.clone();
-    let (method, uri, headers) = (method.clone(), uri.clone(), headers.clone());
-    if let Some(refusal) = admit(&shared, "list", &method, &uri, None).await {
+    if let Some(refusal) = admit(shared, "list", method, uri, None).await {
         return refusal;
     }
-    if let Some(refusal) = unauthorized(&shared, &headers) {
+    if let Some(refusal) = unauthorized(shared, headers) {
         return refusal;
     }
     let invalid =
         |description: String| oauth_error(StatusCode::BAD_REQUEST, "invalid_request", &description);
-    let since = match param(&query, "last_modified_date") {
+    let since = match param(query, "last_modified_date") {
         None => None,
         Some(text) => match DateTime::parse_from_rfc3339(text) {
             Ok(date) => Some(date.with_timezone(&Utc)),
@@ -206,12 +204,12 @@ async fn answer_list(
             }
         },
     };
-    let page = match param(&query, "page").map(str::parse::<u32>) {
+    let page = match param(query, "page").map(str::parse::<u32>) {
         None => 1,
         Some(Ok(page)) if page >= 1 => page,
         Some(_) => return invalid("page must be a whole number of at least 1".into()),
     };
-    let page_size = match param(&query, "pageSize").map(str::parse::<u32>) {
+    let page_size = match param(query, "pageSize").map(str::parse::<u32>) {
         None => 100,
         Some(Ok(size)) if (1..=shared.config.max_page_size).contains(&size) => size,
         Some(_) => {
@@ -241,7 +239,7 @@ async fn answer_list(
         .unwrap_or_default(),
     };
     let response = axum::Json(body).into_response();
-    page_served(&shared);
+    page_served(shared);
     response
 }
 

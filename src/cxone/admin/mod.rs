@@ -6,10 +6,12 @@
 //! - **Token** ([`token`]): password grant with the API user's access key, HTTP Basic client
 //!   authentication, `expires_in` for the refresh at 80 % of the lifetime.
 //! - **List** ([`listing`]): `GET …/dispositions?skip&top&updatedSince&orderBy=lastUpdated`,
-//!   paged until the server's own signals say the end is reached.
+//!   paged until the server's own signals say the end is reached, the pages after the first
+//!   several at once when `totalRecords` says how far the listing goes.
 //! - **Records** ([`records`]): camelCase, integer ids, classification ids named through
-//!   `GET …/dispositions/classifications` (read once per cycle, and again when an unknown id
-//!   appears); a list item without `isActive` is completed from `GET …/dispositions/{id}`.
+//!   `GET …/dispositions/classifications` (read when a record first needs it and kept across
+//!   warm invocations, read afresh by a full listing and when an unknown id appears); a list
+//!   item without `isActive` is completed from `GET …/dispositions/{id}`.
 
 mod discovery;
 mod listing;
