@@ -59,15 +59,21 @@ pub struct Disposition {
     pub last_modified: DateTime<Utc>,
 }
 
-/// A record as CXone sent it, kept for its dead letter as one compact JSON string: a cycle holds
-/// every record it read, and a parsed tree costs several allocations per field where this costs
-/// one. Built from the parsed record, so it always parses back to the same JSON.
+/// A record as CXone sent it, kept for its dead letter as one JSON string: a cycle holds every
+/// record it read, and a parsed tree costs several allocations per field where this costs one.
+/// Built from a parsed record (compact) or from JSON text as it came, so it always parses back
+/// to the same JSON.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RawRecord(Box<str>);
 
 impl RawRecord {
     pub fn of(value: &serde_json::Value) -> Self {
         Self(value.to_string().into_boxed_str())
+    }
+
+    /// The record as it came, already JSON text: no tree is built.
+    pub fn from_json(json: &serde_json::value::RawValue) -> Self {
+        Self(json.get().into())
     }
 
     /// The compact JSON text.
@@ -77,7 +83,7 @@ impl RawRecord {
 
     /// The record as JSON again, for a dead letter.
     pub fn to_value(&self) -> serde_json::Value {
-        // Text serialised from a `Value` always parses; `Null` only guards against the impossible.
+        // The text is JSON by construction; `Null` only guards against the impossible.
         serde_json::from_str(&self.0).unwrap_or(serde_json::Value::Null)
     }
 }

@@ -9,6 +9,7 @@ use crate::retry::{self, Class, Credential, Policy, Throttle, Verdict};
 use crate::token::{AuthError, TokenCache, TokenFetcher};
 use reqwest::{Response, StatusCode, Url};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -21,9 +22,11 @@ const MAX_BACKOFF: Duration = Duration::from_secs(20);
 const THROTTLE_WAITS: u32 = 5;
 
 /// What CXone answered to one GET, once the retry loop is done with it.
-#[derive(Debug, PartialEq)]
+#[derive(Debug)]
 pub(super) enum Reply {
-    Json(Value),
+    /// The body, checked to be JSON but not parsed into a tree: each caller reads it into the
+    /// typed shape it expects ([`Reply::tree`] for those that want a tree).
+    Json(Box<RawValue>),
     /// 204: nothing to return.
     NoContent,
     /// 404: no such resource.
@@ -122,6 +125,12 @@ impl Gateway {
     }
 }
 
+/// A JSON body as a tree, for the few answers read that way.
+pub(super) fn tree(json: &RawValue) -> Result<Value, CxoneError> {
+    serde_json::from_str(json.get())
+        .map_err(|e| CxoneError::BadResponse(format!("body is not JSON ({e})")))
+}
+
 /// What a try presents in its `Authorization` header, if anything.
 trait Bearer {
     fn bearer(&self) -> Option<&str>;
@@ -186,7 +195,7 @@ async fn classify(sent: reqwest::Result<Response>) -> Verdict<Reply, CxoneError>
         Ok(body) => body,
     };
     if status.is_success() {
-        return match serde_json::from_str(&body) {
+        return match serde_json::from_str::<Box<RawValue>>(&body) {
             Ok(json) => Verdict::Done(Reply::Json(json)),
             Err(e) => Verdict::Failed(CxoneError::BadResponse(format!("body is not JSON ({e})"))),
         };

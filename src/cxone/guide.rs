@@ -3,7 +3,7 @@
 //! stays as a selectable second source (`CXONE_API=guide`), behaving as it always has, but for
 //! reading the pages after the first several at once.
 
-use super::gateway::{Gateway, Reply};
+use super::gateway::{Gateway, Reply, tree};
 use super::lanes::Lanes;
 use super::{CxoneError, DispositionSource, Listing, MAX_PASSES, Moves};
 use crate::config::{CxoneSettings, GuideApi, HttpSettings};
@@ -137,7 +137,7 @@ impl GuideClient {
     /// GETs `url` with the retry rules; `Ok(None)` on 404, no records on 204.
     async fn get_json(&self, url: Url) -> Result<Option<Value>, CxoneError> {
         Ok(match self.gateway.get(&url).await? {
-            Reply::Json(json) => Some(json),
+            Reply::Json(json) => Some(tree(&json)?),
             Reply::NoContent => Some(Value::Array(vec![])),
             Reply::NotFound => None,
         })

@@ -109,7 +109,7 @@ async fn fetch<T: serde::de::DeserializeOwned>(
     url: &Url,
 ) -> Result<T, CxoneError> {
     match gateway.get_public(url).await {
-        Ok(Reply::Json(json)) => serde_json::from_value(json)
+        Ok(Reply::Json(json)) => serde_json::from_str(json.get())
             .map_err(|e| failure(url, &format!("unexpected document ({e})"))),
         Ok(Reply::NotFound) => Err(failure(url, "HTTP 404")),
         Ok(Reply::NoContent) => Err(failure(url, "HTTP 204, no document")),

@@ -16,6 +16,7 @@ use super::super::Moves;
 use super::records::WireInt;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::HashSet;
 
 /// One page of the list, as sent.
@@ -24,8 +25,9 @@ use std::collections::HashSet;
 pub(super) struct ListPage {
     #[serde(default)]
     pub total_records: Option<WireInt>,
+    /// Rows as JSON text: each is read straight into its typed record, never into a tree.
     #[serde(default)]
-    pub dispositions: Option<Vec<Value>>,
+    pub dispositions: Option<Vec<Box<RawValue>>>,
     #[serde(default, rename = "_links")]
     pub links: Option<Links>,
 }
@@ -101,8 +103,9 @@ impl Paging {
         }
         let mut progress = false;
         for row in rows {
-            let id = text(row.get("dispositionId"));
-            let version = (id.clone(), text(row.get("lastUpdated")));
+            let RowKey { id, version } = RowKey::of(row);
+            let id = text(id.as_ref());
+            let version = (id.clone(), text(version.as_ref()));
             progress |= self.versions.insert(version);
             self.moves.note(id);
         }
@@ -132,6 +135,25 @@ impl Paging {
     }
 }
 
+/// The two fields of a row that tell rows apart, as sent.
+#[derive(Deserialize, Default)]
+struct RowKey {
+    #[serde(default, rename = "dispositionId")]
+    id: Option<Value>,
+    #[serde(default, rename = "lastUpdated")]
+    version: Option<Value>,
+}
+
+impl RowKey {
+    /// The key of a row; empty for a row that is not an object.
+    fn of(row: &RawValue) -> Self {
+        if !row.get().starts_with('{') {
+            return Self::default();
+        }
+        serde_json::from_str(row.get()).unwrap_or_default()
+    }
+}
+
 /// A field as text, for telling rows apart (absent or odd values read as empty).
 fn text(v: Option<&Value>) -> String {
     match v {
@@ -152,12 +174,15 @@ mod tests {
     }
 
     fn page(rows: Vec<Value>, total: Option<u64>, links: Option<Option<&str>>) -> ListPage {
-        serde_json::from_value(json!({
+        parse(json!({
             "totalRecords": total,
             "dispositions": rows,
             "_links": links.map(|next| json!({"self": "s", "next": next})),
         }))
-        .unwrap()
+    }
+
+    fn parse(page: Value) -> ListPage {
+        serde_json::from_str(&page.to_string()).unwrap()
     }
 
     /// A page shorter than `top` does not end the listing while `totalRecords` says more.
@@ -181,10 +206,8 @@ mod tests {
             json!({"self": "s"}),
         ] {
             let mut paging = Paging::new(10, 1000);
-            let page: ListPage = serde_json::from_value(
-                json!({"totalRecords": 500, "dispositions": rows(0..10), "_links": links}),
-            )
-            .unwrap();
+            let page =
+                parse(json!({"totalRecords": 500, "dispositions": rows(0..10), "_links": links}));
             assert_eq!(paging.after(Some(&page)), Ok(Step::Done), "{links}");
         }
     }

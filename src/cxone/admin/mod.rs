@@ -18,7 +18,7 @@ mod listing;
 mod records;
 mod token;
 
-use super::gateway::{Gateway, Reply};
+use super::gateway::{Gateway, Reply, tree};
 use super::lanes::Lanes;
 use super::{CxoneError, DispositionSource, Listing, MAX_PASSES};
 use crate::config::{AdminApi, CxoneSettings, HttpSettings};
@@ -183,7 +183,7 @@ impl AdminClient {
         };
         match self.gateway.get(&url).await? {
             Reply::Json(body) => {
-                let page = serde_json::from_value::<ListPage>(body).map_err(|e| {
+                let page = serde_json::from_str::<ListPage>(body.get()).map_err(|e| {
                     CxoneError::BadResponse(format!("dispositions page at skip={skip}: {e}"))
                 })?;
                 if page.dispositions.is_none() {
@@ -210,7 +210,7 @@ impl AdminClient {
         }
         let url = join(base, &format!("dispositions/{}", id.as_str()));
         Ok(match self.gateway.get(&url).await? {
-            Reply::Json(body) => records::unwrap_by_id(body),
+            Reply::Json(body) => records::unwrap_by_id(tree(&body)?),
             Reply::NotFound | Reply::NoContent => None,
         })
     }
@@ -230,7 +230,7 @@ impl AdminClient {
         }
         let url = join(base, "dispositions/classifications");
         let table = match self.gateway.get(&url).await? {
-            Reply::Json(body) => records::classification_names(&body)
+            Reply::Json(body) => records::classification_names(&tree(&body)?)
                 .map_err(|e| CxoneError::BadResponse(format!("{url}: {e}")))?,
             Reply::NoContent | Reply::NotFound => HashMap::new(),
         };
@@ -314,7 +314,7 @@ fn take(
         .after(page.as_ref())
         .map_err(CxoneError::BadResponse)?;
     let rows = page.and_then(|p| p.dispositions).unwrap_or_default();
-    items.extend(rows.into_iter().map(records::read));
+    items.extend(rows.iter().map(|row| records::read_listed(row)));
     Ok(step)
 }
 

@@ -7,6 +7,7 @@ use crate::domain::{Disposition, DispositionId, RawRecord, SourceRecord};
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 
 /// A whole number sent as a JSON number or a numeric string (NICE's own SDK expects both).
@@ -85,6 +86,17 @@ enum Classification {
     Id(u64),
 }
 
+impl Classification {
+    /// A name the record carries wins over its id.
+    fn of(name: Option<String>, id: Option<WireInt>) -> Self {
+        match (name, id) {
+            (Some(name), _) if !name.trim().is_empty() => Self::Named(name),
+            (_, Some(WireInt(id))) => Self::Id(id),
+            _ => Self::None,
+        }
+    }
+}
+
 /// A record read as far as it goes without the classifications table.
 #[derive(Debug)]
 pub(super) enum Item {
@@ -104,7 +116,7 @@ pub(super) struct Complete {
     classification: Classification,
     is_active: bool,
     last_modified: DateTime<Utc>,
-    /// What CXone sent, compact: the parsed tree is dropped with its page.
+    /// What CXone sent, as one string.
     raw: RawRecord,
 }
 
@@ -171,20 +183,42 @@ pub(super) fn read(raw: Value) -> Item {
     let Some(WireBool(is_active)) = wire.is_active else {
         return Item::WithoutActive { id, raw };
     };
-    let classification = match (wire.classification_name, wire.classification_id) {
-        (Some(name), _) if !name.trim().is_empty() => Classification::Named(name),
-        (_, Some(WireInt(id))) => Classification::Id(id),
-        _ => Classification::None,
-    };
     Item::Complete(Complete {
         id,
+        classification: Classification::of(wire.classification_name, wire.classification_id),
         name: wire.disposition_name,
         description: wire.notes,
-        classification,
         is_active,
         last_modified,
         raw: RawRecord::of(&raw),
     })
+}
+
+/// Reads one row of a list page from its text, typed straight from it with no tree in between.
+/// A row that is not a complete, valid record (rare) is read again as a tree by [`read`], which
+/// says why and keeps it for the dead letter exactly as it always has.
+pub(super) fn read_listed(row: &RawValue) -> Item {
+    if let Ok(wire) = serde_json::from_str::<WireDisposition>(row.get())
+        && let Ok(id) = DispositionId::parse(&wire.disposition_id.0.to_string())
+        && !wire.disposition_name.trim().is_empty()
+        && let Ok(last_modified) = parse_timestamp(&wire.last_updated)
+        && let Some(WireBool(is_active)) = wire.is_active
+    {
+        return Item::Complete(Complete {
+            id,
+            classification: Classification::of(wire.classification_name, wire.classification_id),
+            name: wire.disposition_name,
+            description: wire.notes,
+            is_active,
+            last_modified,
+            raw: RawRecord::from_json(row),
+        });
+    }
+    match serde_json::from_str::<Value>(row.get()) {
+        Ok(tree) => read(tree),
+        // The page it came in was read as JSON, so its rows are JSON too.
+        Err(e) => Item::Malformed(malformed(Value::Null, format!("unreadable row ({e})"))),
+    }
 }
 
 /// A record the sync cannot use, with the id and version read from it when they can be.
@@ -292,6 +326,57 @@ mod tests {
             format_ts(disposition.last_modified),
             "2024-05-01T12:34:56.789Z"
         );
+    }
+
+    /// A list row read from its text becomes the same record as the same row read as a tree,
+    /// and one that is not a complete record is read as a tree, for the same reason.
+    #[test]
+    fn a_row_read_from_its_text_is_the_row_read_as_a_tree() {
+        let text = |v: &Value| RawValue::from_string(v.to_string()).unwrap();
+        let mut rows = vec![good()];
+        let mut named = good();
+        named["classificationName"] = json!("Sales");
+        rows.push(named);
+        for (key, value) in [
+            ("dispositionId", json!("abc")),
+            ("lastUpdated", json!("soon")),
+            ("dispositionName", json!(" ")),
+        ] {
+            let mut row = good();
+            row[key] = value;
+            rows.push(row);
+        }
+        let mut without_active = good();
+        without_active.as_object_mut().unwrap().remove("isActive");
+        rows.push(without_active);
+        let names = HashMap::from([(1, "None".to_owned())]);
+        let done = |item: Item| match item {
+            Item::Complete(c) => c.finish(&names),
+            Item::Malformed(record) => record,
+            Item::WithoutActive { id, .. } => panic!("{id} asks for its record by id"),
+        };
+        for row in rows {
+            let listed = read_listed(&text(&row));
+            let tree = read(row.clone());
+            if matches!(tree, Item::WithoutActive { .. }) {
+                assert!(matches!(listed, Item::WithoutActive { .. }), "{row}");
+                continue;
+            }
+            let (listed, tree) = (done(listed), done(tree));
+            match (&listed, &tree) {
+                (
+                    SourceRecord::Valid { disposition, raw },
+                    SourceRecord::Valid {
+                        disposition: d,
+                        raw: r,
+                    },
+                ) => {
+                    assert_eq!((disposition, raw.to_value()), (d, r.to_value()), "{row}");
+                    assert_eq!(raw.to_value(), row);
+                }
+                _ => assert_eq!(listed, tree, "{row}"),
+            }
+        }
     }
 
     /// Ids and booleans sent as strings, and a classification id as a string, are read.
