@@ -39,6 +39,7 @@ pub use flight::Flight;
 pub use modes::{AdminModes, Precision, Zone, format_last_updated, parse_instant};
 pub use store::ADMIN_ID_BASE;
 
+use crate::network::Network;
 use crate::server::{self, RequestLog};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -218,6 +219,7 @@ pub struct SimCode {
 /// A running CXone simulator: the tenant handle plus its two listeners. Dropping it stops both.
 pub struct CxoneSim {
     tenant: CxoneTenant,
+    network: Network,
     issuer: server::Running,
     admin: server::Running,
 }
@@ -244,13 +246,16 @@ impl CxoneSim {
         let issuer_router = guide::router(shared.clone())
             .merge(discovery::router(shared.clone()))
             .merge(control::router(shared.clone()));
-        let issuer = server::serve(issuer_router, port).await?;
-        let admin = server::serve(admin::router(shared.clone()), admin_port).await?;
+        // One network in front of both origins: a client's requests to either share it.
+        let network = Network::default();
+        let issuer = server::serve(network.wrap(issuer_router), port).await?;
+        let admin = server::serve(network.wrap(admin::router(shared.clone())), admin_port).await?;
         // Set once, before any request can arrive that needs them.
         let _ = shared.issuer_url.set(issuer.url());
         let _ = shared.admin_url.set(admin.url());
         Ok(CxoneSim {
             tenant: CxoneTenant { shared },
+            network,
             issuer,
             admin,
         })
@@ -267,6 +272,12 @@ impl CxoneSim {
     /// [`CxoneSim::url`], as the real API host differs from the issuer.
     pub fn admin_url(&self) -> String {
         self.admin.url()
+    }
+
+    /// The network between the tenant (both origins) and its clients: a round trip for every
+    /// API request, and how many were in flight at once.
+    pub fn network(&self) -> &Network {
+        &self.network
     }
 
     /// A handle that outlives this borrow, for edits run from a hook.

@@ -6,6 +6,7 @@
 //! - [`server`]: binds a router to a free loopback port and counts requests per endpoint.
 //! - [`cxone`]: a CXone tenant serving the real Admin API (discovery, password grant, an API
 //!   host on a second origin) and the implementation guide's API, from one store.
+//! - [`network`]: the round trip every API request pays, and the requests in flight at once.
 //! - [`salesforce`]: OAuth, sObject Collections upsert, query, describe, limits and delete.
 //! - [`moto`]: a moto server process (AWS on loopback), started and killed by PID.
 //! - [`process`]: stop signals and readiness files for the binaries.
@@ -16,6 +17,7 @@
 
 pub mod cxone;
 pub mod moto;
+pub mod network;
 pub mod process;
 pub mod salesforce;
 pub mod server;

@@ -24,6 +24,7 @@ pub use schema::{
     schema_with_external_id,
 };
 
+use crate::network::Network;
 use crate::server::{self, RequestLog};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
@@ -85,6 +86,7 @@ pub struct SfRow {
 /// A running simulated org. Dropping it stops the server.
 pub struct SalesforceSim {
     shared: Arc<Shared>,
+    network: Network,
     server: server::Running,
 }
 
@@ -258,9 +260,20 @@ impl SalesforceSim {
             state: Mutex::new(State::new(config)),
             log: RequestLog::default(),
         });
-        let server = server::serve(http::router(shared.clone()), port).await?;
+        let network = Network::default();
+        let server = server::serve(network.wrap(http::router(shared.clone())), port).await?;
         shared.state().url = server.url();
-        Ok(SalesforceSim { shared, server })
+        Ok(SalesforceSim {
+            shared,
+            network,
+            server,
+        })
+    }
+
+    /// The network between the org and its clients: a round trip for every API request, and
+    /// how many were in flight at once.
+    pub fn network(&self) -> &Network {
+        &self.network
     }
 
     /// `http://127.0.0.1:PORT`, also the `instance_url` of every token.

@@ -292,6 +292,14 @@ impl LocalWorld {
         })
     }
 
+    /// Gives every API request to either simulator a round trip of `round_trip` (zero: none),
+    /// paid concurrently, as over a real network. moto, which stands in for AWS in the same
+    /// region as the function, is left alone.
+    pub fn set_round_trip(&self, round_trip: Duration) {
+        self.cxone.network().set_round_trip(round_trip);
+        self.salesforce.network().set_round_trip(round_trip);
+    }
+
     /// Every environment variable the `disposition-sync` binary needs to run against this world.
     /// Retry delays and the minimum poll interval are shortened so that tests run quickly.
     pub fn env(&self) -> Vec<(String, String)> {

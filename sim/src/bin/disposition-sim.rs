@@ -8,6 +8,7 @@ use disposition_sim::process::{StopSignals, print_line, remove_if_present, write
 use disposition_sim::salesforce::{SalesforceConfig, SalesforceSim};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// Serves a simulated NICE CXone and a simulated Salesforce org on 127.0.0.1, then prints
 /// {"cxone_api", "cxone_url", "cxone_admin_url", "salesforce_url"} as one JSON line.
@@ -36,6 +37,10 @@ struct Args {
     /// Port for the Salesforce simulator (0: any free port)
     #[arg(long, value_name = "Q", default_value_t = 0)]
     sf_port: u16,
+    /// Delays every API request to either simulator by MS milliseconds of round trip, paid
+    /// concurrently as over a real network (0: none)
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    latency_ms: u64,
     /// Also writes the JSON line to PATH once both are listening (atomically, so a script can
     /// wait for the file to appear); removed on shutdown
     #[arg(long, value_name = "PATH")]
@@ -71,6 +76,7 @@ impl Default for Args {
             cxone_port: 0,
             cxone_admin_port: 0,
             sf_port: 0,
+            latency_ms: 0,
             ready_file: None,
         }
     }
@@ -117,6 +123,9 @@ async fn run(args: Args) -> Result<(), String> {
                 args.sf_port
             )
         })?;
+    let round_trip = Duration::from_millis(args.latency_ms);
+    cxone.network().set_round_trip(round_trip);
+    salesforce.network().set_round_trip(round_trip);
     let line = serde_json::to_string(&Announcement {
         cxone_api: args.cxone_api,
         cxone_url: cxone.url(),
@@ -173,6 +182,8 @@ mod tests {
             "0",
             "--ready-file",
             "r.json",
+            "--latency-ms",
+            "20",
         ]);
         assert_eq!(
             args.unwrap(),
@@ -180,6 +191,7 @@ mod tests {
                 cxone_port: 8081,
                 sf_port: 0,
                 ready_file: Some("r.json".into()),
+                latency_ms: 20,
                 ..Args::default()
             }
         );
@@ -207,6 +219,11 @@ mod tests {
         );
         assert_refused(&["--cxone-port"], ErrorKind::InvalidValue, "--cxone-port");
         assert_refused(&["--seed", "1"], ErrorKind::UnknownArgument, "--seed");
+        assert_refused(
+            &["--latency-ms", "slow"],
+            ErrorKind::ValueValidation,
+            "--latency-ms",
+        );
     }
 
     #[test]

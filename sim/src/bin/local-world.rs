@@ -8,6 +8,7 @@ use disposition_sim::process::{StopSignals, print_line, write_atomically};
 use disposition_sim::world::LocalWorld;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// AWS resource names start with this.
 const PREFIX: &str = "local";
@@ -28,6 +29,10 @@ struct Args {
     /// Adds N disposition codes to the CXone simulator
     #[arg(long, value_name = "N", default_value_t = 0)]
     seed: usize,
+    /// Delays every API request to either simulator by MS milliseconds of round trip, paid
+    /// concurrently as over a real network (0: none)
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    latency_ms: u64,
     /// Writes the environment disposition-sync needs, as shell-sourceable KEY='VALUE' lines
     #[arg(long, value_name = "PATH")]
     env_file: Option<PathBuf>,
@@ -41,6 +46,7 @@ impl Default for Args {
         Args {
             cxone_api: CxoneApi::Admin,
             seed: 0,
+            latency_ms: 0,
             env_file: None,
             ready_file: None,
         }
@@ -59,6 +65,7 @@ async fn run(args: Args) -> Result<(), String> {
     if args.seed > 0 {
         world.cxone.seed(args.seed);
     }
+    world.set_round_trip(Duration::from_millis(args.latency_ms));
     let env = world.env();
     if let Some(path) = &args.env_file {
         write_atomically(path, &env_file(&env))?;
@@ -73,7 +80,7 @@ async fn run(args: Args) -> Result<(), String> {
     }
     eprintln!(
         "local-world: ready (moto pid {} at {}, log {}; CXone {} API at {}, Admin API host {}; \
-         Salesforce at {}; {} codes seeded); stop with SIGINT or SIGTERM",
+         Salesforce at {}; {} codes seeded; {} ms round trip); stop with SIGINT or SIGTERM",
         world.moto.pid(),
         world.moto.endpoint(),
         world.moto.log_path().display(),
@@ -81,7 +88,8 @@ async fn run(args: Args) -> Result<(), String> {
         world.cxone.url(),
         world.cxone.admin_url(),
         world.salesforce.url(),
-        args.seed
+        args.seed,
+        args.latency_ms
     );
 
     stop.wait().await;
@@ -121,14 +129,25 @@ mod tests {
 
     #[test]
     fn arguments_are_parsed() {
-        let args = parse(&["--seed", "300", "--env-file", "a.env", "--ready-file", "r"]).unwrap();
+        let args = parse(&[
+            "--seed",
+            "300",
+            "--latency-ms",
+            "20",
+            "--env-file",
+            "a.env",
+            "--ready-file",
+            "r",
+        ])
+        .unwrap();
         assert_eq!(
             args,
             Args {
                 cxone_api: CxoneApi::Admin,
                 env_file: Some("a.env".into()),
                 ready_file: Some("r".into()),
-                seed: 300
+                seed: 300,
+                latency_ms: 20,
             }
         );
         assert_eq!(parse(&[]).unwrap(), Args::default());
@@ -143,6 +162,8 @@ mod tests {
         );
         assert_refused(&["--seed", "many"], ErrorKind::ValueValidation, "--seed");
         assert_refused(&["--seed"], ErrorKind::InvalidValue, "--seed");
+        assert_refused(&["--latency-ms", "-1"], ErrorKind::UnknownArgument, "-1");
+        assert_refused(&["--latency-ms", "fast"], ErrorKind::ValueValidation, "--latency-ms");
         assert_refused(&["--port", "1"], ErrorKind::UnknownArgument, "--port");
     }
 

@@ -5,6 +5,8 @@ use super::SfRow;
 use super::schema::{FieldSpec, FieldType, format_datetime};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::HashMap;
 
 /// Leading characters of the object's record Ids: the key prefix `a0B` (custom objects start with
 /// `a`) and a pod identifier.
@@ -15,14 +17,44 @@ pub(crate) const RECORD_ID_PREFIX: &str = "a0B5g0000";
 pub(crate) struct Store {
     pub rows: Vec<SfRow>,
     next_id: u64,
+    /// Positions by external ID, so that an upsert of 200 records into an org of 100,000 does
+    /// not scan every row per record: benchmarks must measure the client, not this simulator.
+    index: RefCell<ExternalIdIndex>,
+}
+
+/// The first row holding each value of one field, valid while `rows` has `len` rows and no row
+/// changed that field behind the store's back (see [`Store::position_by_external_id`]).
+#[derive(Clone, Default)]
+struct ExternalIdIndex {
+    field: String,
+    len: usize,
+    positions: HashMap<String, usize>,
 }
 
 impl Store {
-    /// The row whose external ID equals `value` exactly (matching is case-sensitive).
+    /// The first row whose external ID equals `value` exactly (matching is case-sensitive).
+    ///
+    /// Answered from the index. Rows are removed from `rows` directly, which changes its length
+    /// and so invalidates the index; [`Store::create`] and [`Store::update`] keep it up to date.
+    /// A hit is checked against the row all the same, and a stale one rebuilds the index.
     pub fn position_by_external_id(&self, external_id_field: &str, value: &str) -> Option<usize> {
-        self.rows.iter().position(|row| {
-            row.fields.get(external_id_field).and_then(Value::as_str) == Some(value)
-        })
+        let holds = |position: usize| {
+            self.rows.get(position).is_some_and(|row| {
+                row.fields.get(external_id_field).and_then(Value::as_str) == Some(value)
+            })
+        };
+        let mut index = self.index.borrow_mut();
+        if index.field != external_id_field || index.len != self.rows.len() {
+            *index = ExternalIdIndex::build(&self.rows, external_id_field);
+        }
+        match index.positions.get(value).copied() {
+            Some(position) if holds(position) => Some(position),
+            None => None,
+            Some(_) => {
+                *index = ExternalIdIndex::build(&self.rows, external_id_field);
+                index.positions.get(value).copied()
+            }
+        }
     }
 
     /// The row with this Id, given in its 15- or 18-character form.
@@ -51,6 +83,7 @@ impl Store {
         if fields.get("Name").is_none_or(Value::is_null) {
             fields.insert("Name".into(), Value::String(id.clone()));
         }
+        self.index.get_mut().add(self.rows.len(), &fields);
         self.rows.push(SfRow {
             id: id.clone(),
             fields,
@@ -70,8 +103,41 @@ impl Store {
         now: DateTime<Utc>,
     ) {
         let row = &mut self.rows[position];
+        let index = self.index.get_mut();
+        let before = row.fields.get(&index.field).cloned();
         apply(schema, &mut row.fields, values);
         row.last_modified_date = now;
+        if row.fields.get(&index.field) != before.as_ref() {
+            // Rare (an update by Id that rewrites the external ID): rebuilt on the next lookup.
+            index.len = usize::MAX;
+        }
+    }
+}
+
+impl ExternalIdIndex {
+    fn build(rows: &[SfRow], field: &str) -> Self {
+        let mut positions = HashMap::with_capacity(rows.len());
+        for (position, row) in rows.iter().enumerate() {
+            if let Some(value) = row.fields.get(field).and_then(Value::as_str) {
+                positions.entry(value.to_owned()).or_insert(position);
+            }
+        }
+        ExternalIdIndex {
+            field: field.to_owned(),
+            len: rows.len(),
+            positions,
+        }
+    }
+
+    /// Notes a row about to be appended at `position`, if the index is current.
+    fn add(&mut self, position: usize, fields: &Map<String, Value>) {
+        if self.len != position {
+            return;
+        }
+        self.len += 1;
+        if let Some(value) = fields.get(&self.field).and_then(Value::as_str) {
+            self.positions.entry(value.to_owned()).or_insert(position);
+        }
     }
 }
 
