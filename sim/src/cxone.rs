@@ -328,6 +328,22 @@ impl CxoneTenant {
         }
     }
 
+    /// Adds `n` valid codes as an established tenant has them: modified `step` apart, the newest
+    /// one `step` ago, so that a sync's overlap window shorter than `step` holds one of them at
+    /// most (where [`CxoneTenant::seed`]'s codes, 1 ms apart and ending now, all fall inside
+    /// it). Numbered and identified as [`CxoneTenant::seed`] numbers them.
+    ///
+    /// # Panics
+    /// If the store already holds a code modified within the span these would take.
+    pub fn seed_history(&self, n: usize, step: Duration) -> Vec<String> {
+        let step = chrono::TimeDelta::from_std(step).unwrap_or(chrono::TimeDelta::MAX);
+        let newest = now_ms() - step;
+        self.shared
+            .store()
+            .try_seed_spaced(n, newest, step)
+            .unwrap_or_else(|_| panic!("CxoneSim::seed_history: the store has newer codes"))
+    }
+
     /// Inserts or replaces a record in the world's shape and returns its external id.
     ///
     /// Guide: the record with this `"id"`; a missing `last_modified_date` is set to a fresh

@@ -69,9 +69,10 @@ impl Network {
 
     /// Forgets the figures (not the round trip), e.g. between two measured runs.
     pub fn reset(&self) {
-        self.inner
-            .max_in_flight
-            .store(self.inner.in_flight.load(Ordering::Relaxed), Ordering::Relaxed);
+        self.inner.max_in_flight.store(
+            self.inner.in_flight.load(Ordering::Relaxed),
+            Ordering::Relaxed,
+        );
         self.inner.delayed.store(0, Ordering::Relaxed);
         *self.first_request_slot() = None;
     }

@@ -559,6 +559,32 @@ async fn list_requests_in_flight_are_counted() {
     );
 }
 
+/// An established tenant's history: codes spaced `step` apart, the newest `step` old, so that
+/// an overlap window shorter than `step` holds one code at most.
+#[tokio::test]
+async fn seed_history_spaces_codes_into_the_past() {
+    let step = Duration::from_secs(300);
+    let before = Utc::now();
+    let sim = CxoneSim::start(CxoneConfig::default()).await;
+    let seeded = sim.seed_history(4, step);
+    let records = sim.all();
+    assert_eq!(ids(&Value::Array(records.clone())), seeded);
+    assert_eq!(records[0]["name"], "Code 001");
+    let step = chrono::TimeDelta::from_std(step).unwrap();
+    for pair in records.windows(2) {
+        assert_eq!(modified(&pair[1]) - modified(&pair[0]), step);
+    }
+    let newest = modified(&records[3]);
+    assert!(newest <= Utc::now() - step, "{newest}");
+    assert!(
+        newest > before - step - chrono::TimeDelta::minutes(1),
+        "{newest}"
+    );
+    // Codes seeded after it are newer still, as `seed` promises.
+    let more = sim.seed(1);
+    assert!(modified(&sim.get(&more[0]).unwrap()) > newest);
+}
+
 #[tokio::test]
 async fn seed_is_deterministic_ordered_and_recent() {
     let before = Utc::now();

@@ -45,7 +45,11 @@ async fn every_cxone_endpoint_pays_the_round_trip() {
     for (method, url, endpoint) in [
         (Method::POST, format!("{issuer}/oauth/token"), "token"),
         (Method::GET, format!("{issuer}/api/v2/dispositions"), "list"),
-        (Method::GET, format!("{issuer}/api/v2/dispositions/7"), "get"),
+        (
+            Method::GET,
+            format!("{issuer}/api/v2/dispositions/7"),
+            "get",
+        ),
         (
             Method::GET,
             format!("{issuer}/.well-known/openid-configuration"),
@@ -84,7 +88,11 @@ async fn every_salesforce_endpoint_pays_the_round_trip() {
     let url = sim.url();
     let data = format!("{url}/services/data/v62.0");
     for (method, url, endpoint) in [
-        (Method::POST, format!("{url}/services/oauth2/token"), "token"),
+        (
+            Method::POST,
+            format!("{url}/services/oauth2/token"),
+            "token",
+        ),
         (Method::GET, format!("{url}/services/data"), "versions"),
         (
             Method::GET,

@@ -163,7 +163,11 @@ mod tests {
         assert_refused(&["--seed", "many"], ErrorKind::ValueValidation, "--seed");
         assert_refused(&["--seed"], ErrorKind::InvalidValue, "--seed");
         assert_refused(&["--latency-ms", "-1"], ErrorKind::UnknownArgument, "-1");
-        assert_refused(&["--latency-ms", "fast"], ErrorKind::ValueValidation, "--latency-ms");
+        assert_refused(
+            &["--latency-ms", "fast"],
+            ErrorKind::ValueValidation,
+            "--latency-ms",
+        );
         assert_refused(&["--port", "1"], ErrorKind::UnknownArgument, "--port");
     }
 

@@ -8,8 +8,8 @@
 use super::gate::{admit, log_other, oauth_error, unauthorized};
 use super::modes::{AdminModes, format_last_updated, parse_instant};
 use super::page_served;
-use super::shared::Shared;
-use super::store::{AdminView, Classifications, Entry};
+use super::shared::{Shared, lock};
+use super::store::{AdminView, Classifications, Entry, Store};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
@@ -183,7 +183,7 @@ fn parse_count(
 }
 
 /// A sort key of `orderBy`.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq)]
 enum SortField {
     LastUpdated,
     DispositionName,
@@ -214,14 +214,57 @@ fn parse_order(text: Option<&str>) -> Result<Vec<(SortField, bool)>, BadRequest>
     Ok(keys)
 }
 
-/// One list row before paging: what it sorts and filters on, and what it serves.
+/// One list row before paging: what it sorts and filters on, read once per store generation
+/// (what it serves is projected for the page's rows only).
+#[derive(Clone)]
 struct Row {
+    /// The entry's position in the store.
+    index: usize,
     modified: Option<DateTime<Utc>>,
     name: String,
     id: Option<i64>,
     seq: u64,
     active: Option<bool>,
-    item: Value,
+}
+
+/// Every entry as a [`Row`], sorted by one `orderBy`, for one generation of the store: a client
+/// paging through 100,000 records 100 at a time must not cost the simulator a sort per page.
+pub struct AdminListing {
+    generation: u64,
+    order: Vec<(SortField, bool)>,
+    rows: Arc<Vec<Row>>,
+}
+
+/// The store's rows in `order`, from the cache while the store is unchanged.
+fn sorted_rows(shared: &Shared, store: &Store, order: &[(SortField, bool)]) -> Arc<Vec<Row>> {
+    let mut cache = lock(&shared.admin_listing);
+    if let Some(listing) = cache.as_ref()
+        && listing.generation == store.generation()
+        && listing.order == order
+    {
+        return listing.rows.clone();
+    }
+    let mut rows: Vec<Row> = store
+        .entries()
+        .iter()
+        .enumerate()
+        .map(|(index, entry)| Row {
+            index,
+            modified: entry.admin_modified(),
+            name: item_text(entry, "dispositionName", "name"),
+            id: entry.admin_id,
+            seq: entry.seq,
+            active: item_bool(entry, "isActive", "is_active"),
+        })
+        .collect();
+    rows.sort_by(|a, b| compare(a, b, order));
+    let rows = Arc::new(rows);
+    *cache = Some(AdminListing {
+        generation: store.generation(),
+        order: order.to_vec(),
+        rows: rows.clone(),
+    });
+    rows
 }
 
 #[derive(Serialize)]
@@ -280,24 +323,10 @@ fn list(shared: &Shared, uri: &Uri, query: &[(String, String)]) -> Result<Respon
         .filter(|s| !s.is_empty());
 
     let modes = shared.admin_modes();
-    let mut rows: Vec<Row> = {
-        let store = shared.store();
-        let mut rows = Vec::new();
-        for entry in store.entries() {
-            let item = project(entry, &store.classifications, &modes, false);
-            rows.push(Row {
-                modified: entry.admin_modified(),
-                name: item_text(entry, "dispositionName", "name"),
-                id: entry.admin_id,
-                seq: entry.seq,
-                active: item_bool(entry, "isActive", "is_active"),
-                item,
-            });
-        }
-        rows
-    };
+    let store = shared.store();
+    let rows = sorted_rows(shared, &store, &order);
     // A record whose time cannot be read is never filtered out: the client must cope with it.
-    rows.retain(|row| {
+    let selected = rows.iter().filter(|row| {
         since.is_none_or(|since| row.modified.is_none_or(|at| at >= since))
             && active.is_none_or(|wanted| row.active == Some(wanted))
             // No simulated disposition is a preview disposition.
@@ -306,18 +335,21 @@ fn list(shared: &Shared, uri: &Uri, query: &[(String, String)]) -> Result<Respon
                 .as_ref()
                 .is_none_or(|s| row.name.to_lowercase().contains(s))
     });
-    rows.sort_by(|a, b| compare(a, b, &order));
 
-    let total = rows.len();
     let page_size = modes
         .page_cap
         .map_or(top, |cap| top.min(cap.max(1) as usize));
-    let page: Vec<Value> = rows
-        .into_iter()
-        .skip(skip)
-        .take(page_size)
-        .map(|row| select(row.item, fields.as_deref()))
-        .collect();
+    let mut total = 0;
+    let mut page: Vec<Value> = Vec::new();
+    for row in selected {
+        if total >= skip && page.len() < page_size {
+            let entry = &store.entries()[row.index];
+            let item = project(entry, &store.classifications, &modes, false);
+            page.push(select(item, fields.as_deref()));
+        }
+        total += 1;
+    }
+    drop(store);
     if page.is_empty() && !modes.empty_page_as_200 {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }

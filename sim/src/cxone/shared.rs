@@ -2,6 +2,7 @@
 //! switchable modes, and the per-endpoint fault queues, latencies and edit hooks that shape
 //! what a request gets.
 
+use super::admin::AdminListing;
 use super::flight::Flights;
 use super::jwt::Signer;
 use super::modes::AdminModes;
@@ -11,6 +12,7 @@ use super::{CxoneConfig, CxoneTenant, ENDPOINTS, Envelope, Fault};
 use crate::server::RequestLog;
 use axum::http::StatusCode;
 use std::collections::{HashMap, VecDeque};
+use std::ops::{Deref, DerefMut};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
@@ -36,6 +38,8 @@ pub struct Shared {
     pub list_hooks: Mutex<Vec<ListHook>>,
     /// List requests (either API) in flight.
     pub flights: Flights,
+    /// The Admin list's last sort of the store, reused while the store is unchanged.
+    pub admin_listing: Mutex<Option<AdminListing>>,
     pub log: RequestLog,
     /// The issuer origin (where discovery and tokens are served), once bound.
     pub issuer_url: OnceLock<String>,
@@ -55,6 +59,7 @@ impl Shared {
             latency: Mutex::new(HashMap::new()),
             list_hooks: Mutex::new(Vec::new()),
             flights: Flights::default(),
+            admin_listing: Mutex::new(None),
             log: RequestLog::default(),
             issuer_url: OnceLock::new(),
             admin_url: OnceLock::new(),
@@ -62,8 +67,8 @@ impl Shared {
         }
     }
 
-    pub fn store(&self) -> MutexGuard<'_, Store> {
-        lock(&self.store)
+    pub fn store(&self) -> StoreGuard<'_> {
+        StoreGuard(lock(&self.store))
     }
 
     pub fn admin_modes(&self) -> AdminModes {
@@ -147,6 +152,24 @@ impl Shared {
 
 /// A poisoned lock only means another test thread panicked mid-update; the data is still usable
 /// for the assertions that follow, so carry on rather than cascade the panic.
+/// The locked store. Every mutable use counts as a change ([`Store::generation`]), so that what
+/// is derived from the store can be cached until it changes.
+pub struct StoreGuard<'a>(MutexGuard<'a, Store>);
+
+impl Deref for StoreGuard<'_> {
+    type Target = Store;
+    fn deref(&self) -> &Store {
+        &self.0
+    }
+}
+
+impl DerefMut for StoreGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Store {
+        self.0.changed();
+        &mut self.0
+    }
+}
+
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()

@@ -12,6 +12,7 @@ use super::modes::parse_instant;
 use super::{CATEGORIES, CxoneApi};
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use serde_json::{Map, Value, json};
+use std::collections::HashSet;
 use std::time::Duration;
 
 /// The first Admin id is one more than this: real ids are four-digit integers such as 6985.
@@ -116,6 +117,8 @@ pub struct Store {
     /// after everything a client may already have seen, even after removals.
     newest: Option<DateTime<Utc>>,
     pub classifications: Classifications,
+    /// Counts changes (see [`Store::generation`]).
+    generation: u64,
 }
 
 impl Store {
@@ -128,7 +131,18 @@ impl Store {
             seeded: 0,
             newest: None,
             classifications: Classifications::default(),
+            generation: 0,
         }
+    }
+
+    /// Differs after any change: what is derived from the store stays valid while it is equal.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Notes a change; the store's guard calls it on every mutable use.
+    pub fn changed(&mut self) {
+        self.generation = self.generation.wrapping_add(1);
     }
 
     pub fn entries(&self) -> &[Entry] {
@@ -237,11 +251,14 @@ impl Store {
             .and_then(|id| self.position_guide(id));
         match existing {
             Some(i) => self.entries[i].record = record,
-            None => {
-                let admin_id = self.allocate_admin_id();
-                self.push(Some(admin_id), record, AdminView::Projected(Map::new()));
-            }
+            None => self.push_guide(record),
         }
+    }
+
+    /// Appends a guide-shaped `record` whose id no entry has, with a new Admin id.
+    fn push_guide(&mut self, record: Value) {
+        let admin_id = self.allocate_admin_id();
+        self.push(Some(admin_id), record, AdminView::Projected(Map::new()));
     }
 
     /// Gives a new category name its classification id now, so ids follow first use.
@@ -254,24 +271,48 @@ impl Store {
     /// Seeds `n` codes ending at or before `now`, or says how long to wait until that is
     /// possible without going back past the newest stored date. Returns their external ids.
     pub fn try_seed(&mut self, n: usize, now: DateTime<Utc>) -> Result<Vec<String>, Duration> {
-        let span = TimeDelta::milliseconds(n as i64);
+        self.try_seed_spaced(n, now, TimeDelta::milliseconds(1))
+    }
+
+    /// [`Store::try_seed`] with the codes' modification times `step` apart (at least 1 ms).
+    pub fn try_seed_spaced(
+        &mut self,
+        n: usize,
+        now: DateTime<Utc>,
+        step: TimeDelta,
+    ) -> Result<Vec<String>, Duration> {
+        let step = step.max(TimeDelta::milliseconds(1));
+        let span = i32::try_from(n)
+            .ok()
+            .and_then(|n| step.checked_mul(n))
+            .unwrap_or(TimeDelta::MAX);
         // The first date when the batch ends exactly at `now`.
-        let mut first = now - span + TimeDelta::milliseconds(1);
+        let mut first = now
+            .checked_sub_signed(span - step)
+            .expect("seeded codes fit in the calendar");
         if let Some(newest) = self.newest
             && first <= newest
         {
-            first = newest + TimeDelta::milliseconds(1);
-            let last = first + span - TimeDelta::milliseconds(1);
+            first = newest + step;
+            let last = first + span - step;
             if n > 0 && last > now {
                 return Err((last - now).to_std().unwrap_or_default());
             }
         }
+        // Looked up once rather than per code, so that seeding 100,000 codes takes moments.
+        let taken: HashSet<String> = self
+            .entries
+            .iter()
+            .filter_map(|e| e.record.get("id").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect();
         let mut ids = Vec::with_capacity(n);
         for i in 0..n {
             let number = self.seeded + i + 1;
             let id = seeded_id(number);
-            let modified = first + TimeDelta::milliseconds(i as i64);
-            self.put_guide(json!({
+            let modified = first + step * i32::try_from(i).unwrap_or(i32::MAX);
+            let replaces = taken.contains(&id);
+            let record = json!({
                 "id": id,
                 "name": format!("Code {number:03}"),
                 "description": format!("Seeded disposition code {number:03}"),
@@ -279,8 +320,20 @@ impl Store {
                 "is_active": true,
                 "last_modified_date": timestamp(modified),
                 "created_date": timestamp(modified - TimeDelta::days(30)),
-            }));
-            let entry = self.entries.last().expect("a record was just stored");
+            });
+            if replaces {
+                self.put_guide(record);
+            } else {
+                self.note_date(modified_at(&record));
+                self.register_category(&record);
+                self.push_guide(record);
+            }
+            let position = if replaces {
+                self.position_guide(&id)
+            } else {
+                self.entries.len().checked_sub(1)
+            };
+            let entry = &self.entries[position.expect("a record was just stored")];
             ids.push(self.external_id(entry).expect("seeded records have ids"));
         }
         self.seeded += n;
