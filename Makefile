@@ -113,8 +113,11 @@ soak: setup ## Not in CI (minutes): 1,000 SIGKILL trials and a long property run
 	  cargo test --test it -- kill:: props::random --nocapture 2>&1 | tee $(LOCAL)/soak.log \
 	  | grep -E '^soak:|^test result:'
 
-bench: setup ## Time whole sync cycles against the local world and check the speed, API-call and memory targets
-	MOTO_SERVER=$(PY)/moto_server cargo bench --bench cycle
+# make bench: cargo builds the release binary with the driver (benches/cycle/), which runs it as
+# a child process; the table also lands in .local/bench.md.
+bench: setup ## Not in CI (about 5 minutes): the release binary against the local world, 300 to 100,000 codes at 0 and 20 ms per request; prints the performance table and fails naming each missed target
+	mkdir -p $(LOCAL)
+	MOTO_SERVER=$(PY)/moto_server cargo bench --bench cycle | tee $(LOCAL)/bench.md
 
 build: setup-tools ## Build the release arm64 Lambda bootstrap (target/lambda/disposition-sync/bootstrap)
 	rustup target add aarch64-unknown-linux-gnu
