@@ -449,8 +449,7 @@ fn notes(rows: &[Row]) -> Vec<String> {
                 && r.scenario.sf_in_flight == sf
         })
     };
-    if let (Some(four), Some(eight)) = (at_10k_20(Some(4), Some(4)), at_10k_20(Some(4), Some(8)))
-    {
+    if let (Some(four), Some(eight)) = (at_10k_20(Some(4), Some(4)), at_10k_20(Some(4), Some(8))) {
         notes.push(format!(
             "SF_MAX_IN_FLIGHT at 10,000 codes and 20 ms: 4 → {}, {}; 8 → {}, {}.",
             seconds(four.full.run.wall),
@@ -480,7 +479,10 @@ struct Starts {
 }
 
 fn start_to_first_request(rows: &[Row]) -> Option<Starts> {
-    let mut starts: Vec<Duration> = rows.iter().filter_map(|r| r.start_to_first_request).collect();
+    let mut starts: Vec<Duration> = rows
+        .iter()
+        .filter_map(|r| r.start_to_first_request)
+        .collect();
     starts.sort();
     Some(Starts {
         median: *starts.get(starts.len() / 2)?,
@@ -632,7 +634,7 @@ fn thousands(n: usize) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
