@@ -65,7 +65,7 @@ CXone control routes (on cxone_url, no auth; ids and shapes are those of --cxone
         admin-token admin-list classifications admin-get (Admin API)
   GET|PUT /_sim/admin-modes {\"precision\": 0|3|7, \"zone\": \"Z\"|\"+02:00\"|\"none\",
         \"classification_id_as_string\", \"disposition_id_as_string\",
-        \"list_without_is_active\", \"get_wrapped\", \"empty_page_as_200\", \"page_cap\": n}
+        \"list_without_is_active\", \"get_wrapped\", \"empty_page_as_200\", \"page_cap\": n, \"max_top\": n}
   POST /_sim/expire-tokens                       expire every access token
 Salesforce control routes are under /_sim/ on salesforce_url.";
 

@@ -323,6 +323,9 @@ fn list(shared: &Shared, uri: &Uri, query: &[(String, String)]) -> Result<Respon
         .filter(|s| !s.is_empty());
 
     let modes = shared.admin_modes();
+    if let Some(max) = modes.max_top.filter(|max| top > *max as usize) {
+        return Err(bad_request(&format!("top must be at most {max}")));
+    }
     let store = shared.store();
     let rows = sorted_rows(shared, &store, &order);
     // A record whose time cannot be read is never filtered out: the client must cope with it.

@@ -30,6 +30,8 @@ pub struct AdminModes {
     pub empty_page_as_200: bool,
     /// Serve at most this many rows per page whatever `top` asks (silently, as servers cap).
     pub page_cap: Option<u32>,
+    /// Refuse a `top` above this with `400` instead (a server that validates it).
+    pub max_top: Option<u32>,
 }
 
 /// Fractional digits of a served `lastUpdated`.

@@ -35,11 +35,14 @@ use reqwest::Url;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use tokio::sync::{Mutex, OnceCell};
 
-/// Most pages one listing reads: at the default `top` of 100, a million rows.
+/// Most pages one listing reads: at a `top` of 100, a million rows.
 const MAX_PAGES: u32 = 10_000;
+/// The `top` asked for after the server refused a larger one: the largest page real clients
+/// report for the Admin API's lists.
+const FALLBACK_TOP: u32 = 100;
 /// By-id requests in flight when list items lack `isActive`.
 const BY_ID_IN_FLIGHT: usize = 4;
 
@@ -47,7 +50,9 @@ const BY_ID_IN_FLIGHT: usize = 4;
 pub struct AdminClient {
     gateway: Gateway,
     discovery: Discovery,
-    page_size: u32,
+    /// `CXONE_PAGE_SIZE`, the `top` asked for, until the server refuses it with a 400: then
+    /// [`FALLBACK_TOP`], for the rest of the container's life.
+    page_size: AtomicU32,
     max_pages: u32,
     /// `CXONE_MAX_IN_FLIGHT`: list pages asked for at once.
     max_in_flight: u32,
@@ -79,7 +84,7 @@ impl AdminClient {
                 api.api_version,
                 token_endpoint,
             ),
-            page_size: settings.page_size,
+            page_size: AtomicU32::new(settings.page_size),
             max_pages: MAX_PAGES,
             max_in_flight: settings.max_in_flight,
             classifications: Mutex::new(None),
@@ -122,9 +127,15 @@ impl AdminClient {
         since: Option<DateTime<Utc>>,
         lanes: &Lanes<'_>,
     ) -> Result<(Vec<Item>, bool), CxoneError> {
-        let mut paging = Paging::new(self.page_size, self.max_pages);
+        let first = match self.page(base, since, 0).await {
+            Err(CxoneError::Rejected { status: 400, body }) if self.fall_back() => {
+                tracing::warn!(refused = %body, top = FALLBACK_TOP, "CXone refused the page size CXONE_PAGE_SIZE asks for; asking for 100 rows a page from now on");
+                self.page(base, since, 0).await?
+            }
+            first => first?,
+        };
+        let mut paging = Paging::new(self.page_size.load(Ordering::Relaxed), self.max_pages);
         let mut items = Vec::new();
-        let first = self.page(base, since, 0).await?;
         let total = first.as_ref().and_then(|p| p.total_records).map(|t| t.0);
         let stride = first.as_ref().map_or(0, ListPage::rows) as u64;
         let mut step = take(&mut paging, &mut items, first)?;
@@ -160,6 +171,12 @@ impl AdminClient {
         Ok((items, paging.moved()))
     }
 
+    /// Lowers the page size to [`FALLBACK_TOP`] after a 400, if it was larger: whether there is
+    /// anything left to try.
+    fn fall_back(&self) -> bool {
+        self.page_size.fetch_min(FALLBACK_TOP, Ordering::Relaxed) > FALLBACK_TOP
+    }
+
     /// `GET …/dispositions?skip=…`: the page, `None` for 204.
     async fn page(
         &self,
@@ -171,7 +188,7 @@ impl AdminClient {
         {
             let mut q = url.query_pairs_mut();
             q.append_pair("skip", &skip.to_string());
-            q.append_pair("top", &self.page_size.to_string());
+            q.append_pair("top", &self.page_size.load(Ordering::Relaxed).to_string());
             if let Some(since) = since {
                 q.append_pair("updatedSince", &format_ts(since));
             }
