@@ -49,7 +49,7 @@ pub struct AwsResources {
 pub struct CxoneSettings {
     /// `CXONE_API` (`admin`): which API, and where it is.
     pub api: CxoneApi,
-    /// `CXONE_PAGE_SIZE` (1000): `top` (admin; 100 after a server refuses it) or `pageSize` (guide).
+    /// `CXONE_PAGE_SIZE` (100): `top` (admin; 100 after a server refuses a larger one) or `pageSize` (guide).
     pub page_size: u32,
     /// `CXONE_RETRY_AFTER_DEFAULT_SECONDS` (60): wait after a 429 that has no `Retry-After`.
     pub default_retry_after: Duration,
@@ -339,7 +339,7 @@ impl CxoneSettings {
         };
         Ok(Self {
             api,
-            page_size: env.number("CXONE_PAGE_SIZE", 1000, 1..=10_000)? as u32,
+            page_size: env.number("CXONE_PAGE_SIZE", 100, 1..=10_000)? as u32,
             default_retry_after: env.seconds("CXONE_RETRY_AFTER_DEFAULT_SECONDS", 60, 0..=900)?,
             max_in_flight: env.number("CXONE_MAX_IN_FLIGHT", 4, 1..=16)? as u32,
         })

@@ -171,12 +171,7 @@ async fn a_token_expiring_mid_cycle_is_renewed_and_the_listing_goes_on() {
         .after_list_pages(1, |tenant| tenant.expire_tokens());
 
     // One page at a time: the order of the requests is what this test pins down.
-    let run = sync(
-        &world,
-        false,
-        &[("CXONE_MAX_IN_FLIGHT", "1"), ("CXONE_PAGE_SIZE", "100")],
-    )
-    .await;
+    let run = sync(&world, false, &[("CXONE_MAX_IN_FLIGHT", "1")]).await;
     assert_eq!(
         (
             run["status"].as_str(),
@@ -241,7 +236,7 @@ async fn a_server_capping_top_still_delivers_every_code() {
     pages.sort_by_key(|(skip, _)| skip.parse::<u64>().unwrap_or(u64::MAX));
     let expected: Vec<(String, String)> = (0..250)
         .step_by(30)
-        .map(|skip| (skip.to_string(), "1000".to_owned()))
+        .map(|skip| (skip.to_string(), "100".to_owned()))
         .collect();
     assert_eq!(pages, expected, "9 pages of at most 30, asked with top=100");
 }
@@ -640,8 +635,8 @@ async fn a_secret_missing_the_access_key_secret_is_named_and_no_value_printed() 
     assert!(world.salesforce.records().is_empty());
 }
 
-/// A server that refuses the default `top` of 1000 with a 400 is asked again for 100 rows a
-/// page, and every code arrives: the larger page is an optimisation, never a failure.
+/// A server that refuses a `top` of 1000 (`CXONE_PAGE_SIZE=1000`) with a 400 is asked again for
+/// 100 rows a page, and every code arrives: the larger page is an optimisation, never a failure.
 #[tokio::test]
 async fn a_server_refusing_a_large_top_is_asked_for_pages_of_100() {
     let world = admin_world().await;
@@ -651,7 +646,7 @@ async fn a_server_refusing_a_large_top_is_asked_for_pages_of_100() {
     });
     world.cxone.seed(250);
 
-    let run = sync(&world, false, &[]).await;
+    let run = sync(&world, false, &[("CXONE_PAGE_SIZE", "1000")]).await;
     assert_eq!(
         (run["status"].as_str(), run["created"].as_u64()),
         (Some("ok"), Some(250)),

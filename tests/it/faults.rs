@@ -154,14 +154,7 @@ async fn a_cxone_token_expiring_mid_cycle_is_refreshed_once_and_no_page_is_lost(
         world.cxone.expire_tokens();
     };
     // One page at a time: the order of the requests is what this test pins down.
-    let (run, ()) = tokio::join!(
-        sync(
-            &world,
-            false,
-            &[("CXONE_MAX_IN_FLIGHT", "1"), ("CXONE_PAGE_SIZE", "100")]
-        ),
-        expire
-    );
+    let (run, ()) = tokio::join!(sync(&world, false, &[("CXONE_MAX_IN_FLIGHT", "1")]), expire);
 
     assert_eq!(run["status"], "ok", "{run}");
     // Every page once, except the one whose token expired: asked again right away.
@@ -251,12 +244,7 @@ async fn a_401_on_a_request_refreshes_once_and_retries_once(#[case] api: CxoneAp
     );
 
     // One page at a time: the order of the requests is what this test pins down.
-    let run = sync(
-        &world,
-        false,
-        &[("CXONE_MAX_IN_FLIGHT", "1"), ("CXONE_PAGE_SIZE", "100")],
-    )
-    .await;
+    let run = sync(&world, false, &[("CXONE_MAX_IN_FLIGHT", "1")]).await;
     assert_eq!(run["status"], "ok", "{run}");
     assert_eq!(pages_requested(&world), [1, 2, 2, 3, 4, 5]);
     assert_eq!(world.cxone.log().count(endpoints(api).token), 2);
@@ -569,7 +557,6 @@ async fn throttled_on_page_3(api: CxoneApi, retry_after: Option<u64>, expected_w
     let env = [
         ("CXONE_RETRY_AFTER_DEFAULT_SECONDS", "1"),
         ("CXONE_MAX_IN_FLIGHT", "1"),
-        ("CXONE_PAGE_SIZE", "100"),
     ];
     let run = sync(&world, false, &env).await;
     assert_eq!(run["status"], "ok", "{run}");
