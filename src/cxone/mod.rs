@@ -82,6 +82,18 @@ pub trait DispositionSource: Send + Sync {
     /// Every code modified at or after `since` (every code when `None`), in any order; a code may
     /// appear more than once.
     async fn changed_since(&self, since: Option<DateTime<Utc>>) -> Result<Listing, CxoneError>;
+    /// The same listing, for a delta that will not write the versions `written` says it already
+    /// wrote: a source may leave what only a write needs (the Admin API's classification names)
+    /// unread for them, so that a quiet delta costs one page. Those records come back with the
+    /// fields a write needs possibly incomplete; the caller must not write them.
+    async fn changed_since_unwritten(
+        &self,
+        since: DateTime<Utc>,
+        written: &Written<'_>,
+    ) -> Result<Listing, CxoneError> {
+        let _ = written;
+        self.changed_since(Some(since)).await
+    }
     /// The current version of one code, `None` when CXone does not know it.
     async fn get(&self, id: &DispositionId) -> Result<Option<SourceRecord>, CxoneError>;
     /// HTTP requests sent so far (token and discovery requests included).
@@ -89,6 +101,9 @@ pub trait DispositionSource: Send + Sync {
     /// Time spent waiting because CXone throttled us, in milliseconds.
     fn throttled_ms(&self) -> u64;
 }
+
+/// Whether the caller wrote this version (id, modification time) already.
+pub type Written<'a> = dyn for<'x> Fn(&'x DispositionId, DateTime<Utc>) -> bool + Sync + 'a;
 
 /// Listings per cycle: the first, and more while a code moved as it was read.
 pub(crate) const MAX_PASSES: u32 = 3;

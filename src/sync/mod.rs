@@ -317,8 +317,18 @@ impl Engine<'_> {
             .flatten()
             .map(|w| w - chrono::Duration::from_std(self.settings.overlap).unwrap_or_default());
         // The first failure ends both: a CXone outage stops the Salesforce read, and back.
+        // A delta never writes a version it wrote already, so the source need not complete them.
+        let written = |id: &DispositionId, last_modified| {
+            before.already_written(&Version {
+                last_modified,
+                id: id.clone(),
+            })
+        };
         let fetch = async {
-            let listing = self.source.changed_since(since).await;
+            let listing = match since {
+                Some(since) => self.source.changed_since_unwritten(since, &written).await,
+                None => self.source.changed_since(None).await,
+            };
             listing.map_err(|e| (Status::Failed, Some(fetch_failure(e))))
         };
         let read = async {

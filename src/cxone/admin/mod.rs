@@ -20,7 +20,7 @@ mod token;
 
 use super::gateway::{Gateway, Reply, tree};
 use super::lanes::Lanes;
-use super::{CxoneError, DispositionSource, Listing, MAX_PASSES};
+use super::{CxoneError, DispositionSource, Listing, MAX_PASSES, Written};
 use crate::config::{AdminApi, CxoneSettings, HttpSettings};
 use crate::domain::{DispositionId, SourceRecord, format_ts};
 use crate::http::join;
@@ -258,12 +258,14 @@ impl AdminClient {
 
     /// Finishes records read from the API: completes those without `isActive` from the by-id
     /// endpoint and names classifications (the table read afresh when `fresh_table`, and once
-    /// more if it does not know an id).
+    /// more if it does not know an id). Versions `written` says are written already need no
+    /// names: when only they have classifications, the table is not read.
     async fn finish(
         &self,
         base: &Url,
         items: Vec<Item>,
         fresh_table: bool,
+        written: &Written<'_>,
     ) -> Result<Vec<SourceRecord>, CxoneError> {
         let items: Vec<Item> = futures::stream::iter(items)
             .map(|item| async move {
@@ -278,7 +280,9 @@ impl AdminClient {
         let wanted: Vec<u64> = items
             .iter()
             .filter_map(|item| match item {
-                Item::Complete(c) => c.classification_id(),
+                Item::Complete(c) if !written(c.version().0, c.version().1) => {
+                    c.classification_id()
+                }
                 _ => None,
             })
             .collect();
@@ -348,7 +352,20 @@ impl DispositionSource for AdminClient {
         // The table is kept across warm invocations: a delta names classifications through the
         // last one read (read again if it does not know an id), and a full listing, which
         // rewrites every code, reads it afresh so that a renamed classification reaches them.
-        let records = self.finish(&base, items, since.is_none()).await?;
+        let records = self
+            .finish(&base, items, since.is_none(), &|_, _| false)
+            .await?;
+        Ok(Listing { records, settled })
+    }
+
+    async fn changed_since_unwritten(
+        &self,
+        since: DateTime<Utc>,
+        written: &Written<'_>,
+    ) -> Result<Listing, CxoneError> {
+        let base = self.discovery.api_base(&self.gateway).await?;
+        let (items, settled) = self.list(&base, Some(since)).await?;
+        let records = self.finish(&base, items, false, written).await?;
         Ok(Listing { records, settled })
     }
 
@@ -361,7 +378,10 @@ impl DispositionSource for AdminClient {
             Item::WithoutActive { raw, .. } => Item::Malformed(unknown_active(raw)),
             other => other,
         };
-        Ok(self.finish(&base, vec![item], false).await?.pop())
+        Ok(self
+            .finish(&base, vec![item], false, &|_, _| false)
+            .await?
+            .pop())
     }
 
     fn requests(&self) -> u64 {

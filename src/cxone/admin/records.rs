@@ -122,6 +122,11 @@ pub(super) struct Complete {
 
 impl Complete {
     /// The classification id whose name the table must give, if any.
+    /// The version this record is of.
+    pub fn version(&self) -> (&DispositionId, DateTime<Utc>) {
+        (&self.id, self.last_modified)
+    }
+
     pub fn classification_id(&self) -> Option<u64> {
         match self.classification {
             Classification::Id(id) => Some(id),
