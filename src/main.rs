@@ -51,7 +51,10 @@ enum Format {
     Text,
 }
 
-#[tokio::main]
+/// One thread: the work is waiting on the network, concurrency comes from async requests in
+/// flight, and a second worker thread would only add its stack and allocator arena to the
+/// memory every cycle pays for (measured in `make bench`).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     disposition_sync::telemetry::init();
     // Lambda starts the binary without arguments; anywhere else a bare run prints the help.
