@@ -31,7 +31,17 @@ use std::process::ExitCode;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 
-const BINARY: &str = env!("CARGO_BIN_EXE_disposition-sync");
+/// The binary measured: `make bench` builds it alone (`cargo build --release --bin`), as it is
+/// deployed, and names it here; the copy cargo builds for a bench has its features unified with
+/// the dev-dependencies' (the simulators', tokio's test utilities), which makes it larger.
+const BINARY_VAR: &str = "DISPOSITION_BENCH_BINARY";
+
+fn binary() -> PathBuf {
+    std::env::var_os(BINARY_VAR).map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_disposition-sync")),
+        PathBuf::from,
+    )
+}
 const FULL_SYNC_EVENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events/full-sync.json");
 const SCHEDULED_EVENT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/events/scheduled.json");
 /// The seeded codes were last modified this far apart, the newest this long ago: an
@@ -298,7 +308,7 @@ async fn measure(scenario: &Scenario, dir: &Path, tag: &str) -> Result<Row, Stri
     // The first full sync, into an empty org.
     forget_requests(&world);
     let run = child::run(
-        Path::new(BINARY),
+        &binary(),
         &["invoke", "--event", FULL_SYNC_EVENT],
         &env,
         dir,
@@ -329,7 +339,7 @@ async fn measure(scenario: &Scenario, dir: &Path, tag: &str) -> Result<Row, Stri
     forget_requests(&world);
     relay.reset();
     let cold = child::run(
-        Path::new(BINARY),
+        &binary(),
         &["invoke", "--event", SCHEDULED_EVENT],
         &relayed,
         dir,
