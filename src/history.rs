@@ -10,9 +10,8 @@
 use crate::domain::format_ts;
 use crate::salesforce::ApiUsage;
 use crate::sync::report::CycleReport;
-use crate::watermark::StateError;
+use crate::watermark::{Item, StateError, get_item, put_item};
 use async_trait::async_trait;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -101,16 +100,7 @@ impl DynamoDbRunHistory {
     }
 
     async fn load(&self) -> Result<(Vec<CycleSummary>, u64), StateError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(attr::PK, AttributeValue::S(self.pk.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StateError::Unavailable(DisplayErrorContext(&e).to_string()))?;
-        let Some(item) = output.item() else {
+        let Some(item) = get_item(&self.client, &self.table, &self.pk).await? else {
             return Ok((vec![], 0));
         };
         let version = match item.get(attr::VERSION) {
@@ -141,30 +131,15 @@ impl DynamoDbRunHistory {
     async fn put(&self, cycles: &[CycleSummary], expected: u64) -> Result<(), StateError> {
         let text = serde_json::to_string(cycles)
             .map_err(|e| StateError::Malformed(format!("history does not serialize: {e}")))?;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item(attr::PK, AttributeValue::S(self.pk.clone()))
-            .item(attr::VERSION, AttributeValue::N((expected + 1).to_string()))
-            .item(attr::CYCLES, AttributeValue::S(text));
-        let put = if expected == 0 {
-            put.condition_expression("attribute_not_exists(pk)")
-        } else {
-            put.condition_expression("#version = :expected")
-                .expression_attribute_names("#version", attr::VERSION)
-                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
-        };
-        match put.send().await {
-            Ok(_) => Ok(()),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StateError::Conflict { expected })
-            }
-            Err(e) => Err(StateError::Unavailable(DisplayErrorContext(&e).to_string())),
-        }
+        let item = Item::from([
+            (attr::PK.to_owned(), AttributeValue::S(self.pk.clone())),
+            (
+                attr::VERSION.to_owned(),
+                AttributeValue::N((expected + 1).to_string()),
+            ),
+            (attr::CYCLES.to_owned(), AttributeValue::S(text)),
+        ]);
+        put_item(&self.client, &self.table, item, expected).await
     }
 }
 

@@ -204,7 +204,7 @@ mod attr {
     pub const UPDATED_AT: &str = "updated_at";
 }
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 /// [`StateStore`] on one DynamoDB item whose `pk` is the sync id.
 ///
@@ -235,52 +235,64 @@ impl DynamoDbStateStore {
 #[async_trait]
 impl StateStore for DynamoDbStateStore {
     async fn load(&self) -> Result<Versioned, StateError> {
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(attr::PK, AttributeValue::S(self.sync_id.clone()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StateError::Unavailable(DisplayErrorContext(&e).to_string()))?;
-        match output.item() {
+        match get_item(&self.client, &self.table, &self.sync_id).await? {
             None => Ok(Versioned::default()),
-            Some(item) => item_to_state(item),
+            Some(item) => item_to_state(&item),
         }
     }
 
     async fn save(&self, state: &SyncState, expected: u64) -> Result<u64, StateError> {
         let version = expected + 1;
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(state_to_item(
-                &self.sync_id,
-                state,
-                version,
-                Utc::now(),
-            )));
-        // Version 0 means "no item yet": the first write must not replace one somebody else
-        // created in the meantime.
-        let put = if expected == 0 {
-            put.condition_expression("attribute_not_exists(pk)")
-        } else {
-            put.condition_expression("#version = :expected")
-                .expression_attribute_names("#version", attr::VERSION)
-                .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
-        };
-        match put.send().await {
-            Ok(_) => Ok(version),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Err(StateError::Conflict { expected })
-            }
-            Err(e) => Err(StateError::Unavailable(DisplayErrorContext(&e).to_string())),
+        let item = state_to_item(&self.sync_id, state, version, Utc::now());
+        put_item(&self.client, &self.table, item, expected).await?;
+        Ok(version)
+    }
+}
+
+/// The item under `pk`, read consistently (the state item, or another item of the sync's).
+pub(crate) async fn get_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    pk: &str,
+) -> Result<Option<Item>, StateError> {
+    let output = client
+        .get_item()
+        .table_name(table)
+        .key(attr::PK, AttributeValue::S(pk.to_owned()))
+        .consistent_read(true)
+        .send()
+        .await
+        .map_err(|e| StateError::Unavailable(DisplayErrorContext(&e).to_string()))?;
+    Ok(output.item)
+}
+
+/// Writes a whole versioned item (its `version` is `expected + 1`), on the condition that the
+/// stored one is still at `expected`: [`StateError::Conflict`] when somebody wrote in between.
+pub(crate) async fn put_item(
+    client: &aws_sdk_dynamodb::Client,
+    table: &str,
+    item: Item,
+    expected: u64,
+) -> Result<(), StateError> {
+    let put = client.put_item().table_name(table).set_item(Some(item));
+    // Version 0 means "no item yet": the first write must not replace one somebody else
+    // created in the meantime.
+    let put = if expected == 0 {
+        put.condition_expression("attribute_not_exists(pk)")
+    } else {
+        put.condition_expression("#version = :expected")
+            .expression_attribute_names("#version", attr::VERSION)
+            .expression_attribute_values(":expected", AttributeValue::N(expected.to_string()))
+    };
+    match put.send().await {
+        Ok(_) => Ok(()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+        {
+            Err(StateError::Conflict { expected })
         }
+        Err(e) => Err(StateError::Unavailable(DisplayErrorContext(&e).to_string())),
     }
 }
 
