@@ -115,7 +115,7 @@ soak: setup ## Not in CI (minutes): 1,000 SIGKILL trials and a long property run
 
 # make bench: cargo builds the release binary with the driver (benches/cycle/), which runs it as
 # a child process; the table also lands in .local/bench.md.
-bench: setup ## Not in CI (about 5 minutes): the release binary against the local world, 300 to 100,000 codes at 0 and 20 ms per request; prints the performance table and fails naming each missed target
+bench: setup ## Not in CI (about 10 minutes): the release binary against the local world, 300 to 100,000 codes at 0 and 20 ms per request; prints the performance table and fails naming each missed target
 	mkdir -p $(LOCAL)
 	# The binary as deployed: built alone, so that no dev-dependency's features are unified in.
 	cargo build --release --bin disposition-sync
